@@ -1,0 +1,49 @@
+# Tiny deterministic fixtures standing in for real downloads.
+S2FIX = config["fixtures"]["sentinel2"]
+BENV2FIX = config["fixtures"]["benv2"]
+
+
+rule fixtures_sentinel2:
+    output:
+        manifest=results("fixtures", "sentinel2", "{tile}_{year}.json"),
+    params:
+        out=results("fixtures", "sentinel2"),
+        dates=S2FIX["dates"],
+        scale=S2FIX["scale"],
+        seed=S2FIX["seed"],
+        baseline=S2FIX["baseline"],
+    log:
+        log_path("fixtures_sentinel2", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("fixtures_sentinel2", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    shell:
+        "eolab fixtures sentinel2 --out {params.out} --tile {wildcards.tile}"
+        " --year {wildcards.year} --dates {params.dates} --scale {params.scale}"
+        " --seed {params.seed} --baseline {params.baseline} --manifest {output.manifest}"
+        " > {log} 2>&1"
+
+
+rule fixtures_benv2:
+    output:
+        metadata=results("fixtures", "benv2", "metadata.parquet"),
+    params:
+        out=results("fixtures", "benv2"),
+        patches=BENV2FIX["patches"],
+        seed=BENV2FIX["seed"],
+    log:
+        log_path("fixtures_benv2"),
+    benchmark:
+        benchmark_path("fixtures_benv2")
+    conda:
+        CONDA_ENV
+    shell:
+        "eolab fixtures benv2 --out {params.out} --patches {params.patches}"
+        " --seed {params.seed} > {log} 2>&1"
+
+
+DEMO_TARGETS += expand(
+    rules.fixtures_sentinel2.output.manifest, tile=S2FIX["tiles"], year=S2FIX["year"]
+)
+DEMO_TARGETS += rules.fixtures_benv2.output

@@ -1,0 +1,3 @@
+from eolab.cli import main
+
+main()

@@ -1,0 +1,15 @@
+"""``eolab bench …``: benchmarks that print and write JSON with ratios to a same-run baseline."""
+
+from __future__ import annotations
+
+import click
+
+from eolab.cli import LazyGroup
+
+# name -> "module:attribute" of a click command; each stage adds its own line.
+BENCHMARKS: dict[str, str] = {}
+
+
+@click.group(cls=LazyGroup, lazy=BENCHMARKS)
+def bench() -> None:
+    """Benchmarks (conversion, patch loading, BigEarthNet, downloads, chips)."""
