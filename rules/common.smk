@@ -28,3 +28,16 @@ def log_path(rule_name, *wildcards):
 def benchmark_path(rule_name, *wildcards):
     """The Snakemake benchmark TSV of a rule."""
     return str(BENCHMARKS.joinpath(rule_name, *wildcards)) + ".tsv"
+
+
+S2 = config["sentinel2"]
+S2_TILES = S2["tiles"]
+S2_YEAR = S2["year"]
+
+
+def s2_products_manifest(wildcards):
+    """The products manifest of a tile-year from the configured source (fixtures or CDSE)."""
+    name = f"{wildcards.tile}_{wildcards.year}.json"
+    if S2["source"] == "fixtures":
+        return results("fixtures", "sentinel2", name)
+    return results("intake", "cdse", name)

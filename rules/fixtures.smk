@@ -6,18 +6,18 @@ BENV2FIX = config["fixtures"]["benv2"]
 rule fixtures_sentinel2:
     output:
         manifest=results("fixtures", "sentinel2", "{tile}_{year}.json"),
-    params:
-        out=results("fixtures", "sentinel2"),
-        dates=S2FIX["dates"],
-        scale=S2FIX["scale"],
-        seed=S2FIX["seed"],
-        baseline=S2FIX["baseline"],
     log:
         log_path("fixtures_sentinel2", "{tile}_{year}"),
     benchmark:
         benchmark_path("fixtures_sentinel2", "{tile}_{year}")
     conda:
         CONDA_ENV
+    params:
+        out=results("fixtures", "sentinel2"),
+        dates=S2FIX["dates"],
+        scale=S2FIX["scale"],
+        seed=S2FIX["seed"],
+        baseline=S2FIX["baseline"],
     shell:
         "eolab fixtures sentinel2 --out {params.out} --tile {wildcards.tile}"
         " --year {wildcards.year} --dates {params.dates} --scale {params.scale}"
@@ -28,22 +28,23 @@ rule fixtures_sentinel2:
 rule fixtures_benv2:
     output:
         metadata=results("fixtures", "benv2", "metadata.parquet"),
-    params:
-        out=results("fixtures", "benv2"),
-        patches=BENV2FIX["patches"],
-        seed=BENV2FIX["seed"],
     log:
         log_path("fixtures_benv2"),
     benchmark:
         benchmark_path("fixtures_benv2")
     conda:
         CONDA_ENV
+    params:
+        out=results("fixtures", "benv2"),
+        patches=BENV2FIX["patches"],
+        seed=BENV2FIX["seed"],
     shell:
         "eolab fixtures benv2 --out {params.out} --patches {params.patches}"
         " --seed {params.seed} > {log} 2>&1"
 
 
-DEMO_TARGETS += expand(
-    rules.fixtures_sentinel2.output.manifest, tile=S2FIX["tiles"], year=S2FIX["year"]
-)
+if S2["source"] == "fixtures":
+    DEMO_TARGETS += expand(
+        rules.fixtures_sentinel2.output.manifest, tile=S2_TILES, year=S2_YEAR
+    )
 DEMO_TARGETS += rules.fixtures_benv2.output

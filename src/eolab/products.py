@@ -1,0 +1,53 @@
+"""The products manifest: the list of SAFE products of one tile-year, shared by every source.
+
+Fixtures (``eolab fixtures sentinel2``) and the CDSE intake (``eolab intake cdse``) both write it;
+the conversion rules read it. Paths inside are relative to the manifest's folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from eolab import atomic
+from eolab.errors import InputError
+
+MANIFEST_VERSION = 1
+
+
+def write_manifest(
+    path: str | Path, tile: str, year: int, source: str, products: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Atomically write a products manifest; products are sorted by datetime then id."""
+    doc = {
+        "version": MANIFEST_VERSION,
+        "tile": tile,
+        "year": int(year),
+        "source": source,
+        "products": sorted(products, key=lambda p: (p["datetime"], p["id"])),
+    }
+    atomic.write_json(path, doc)
+    return doc
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and check a products manifest."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: products manifest not found") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: products manifest is not valid JSON ({exc})") from exc
+    for key in ("tile", "year", "products"):
+        if key not in doc:
+            raise InputError(f"{path}: products manifest lacks '{key}'")
+    return doc
+
+
+def product_paths(path: str | Path) -> list[Path]:
+    """Absolute SAFE folders listed in a products manifest, in time order."""
+    path = Path(path)
+    doc = read_manifest(path)
+    return [(path.parent / p["path"]).resolve() for p in doc["products"]]
