@@ -13,7 +13,7 @@ rule fixtures_sentinel2:
     conda:
         CONDA_ENV
     params:
-        out=results("fixtures", "sentinel2"),
+        out=lambda w, output: Path(output.manifest).parent,
         dates=S2FIX["dates"],
         scale=S2FIX["scale"],
         seed=S2FIX["seed"],
@@ -35,7 +35,7 @@ rule fixtures_benv2:
     conda:
         CONDA_ENV
     params:
-        out=results("fixtures", "benv2"),
+        out=lambda w, output: Path(output.metadata).parent,
         patches=BENV2FIX["patches"],
         seed=BENV2FIX["seed"],
     shell:
