@@ -12,6 +12,14 @@ validate(config, "config/schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/fixtures.smk"
+include: "rules/intake.smk"
+include: "rules/sentinel2.smk"
+include: "rules/lab.smk"
+include: "rules/stage.smk"
+include: "rules/benchmark.smk"
+include: "rules/report.smk"
+include: "rules/chips.smk"
+include: "rules/benv2.smk"
 
 
 rule all:

@@ -41,3 +41,17 @@ def s2_products_manifest(wildcards):
     if S2["source"] == "fixtures":
         return results("fixtures", "sentinel2", name)
     return results("intake", "cdse", name)
+
+
+def gres_nvme(factor=2.0, margin_gb=10):
+    """For `resources: gres=gres_nvme()`: node-local NVMe for a heavy job, `nvme:<GiB>` = factor x
+    its inputs (a products manifest counts its SAFE products) + margin, where Slurm offers an
+    nvme GRES (CSC Puhti: the job sees it as $LOCAL_SCRATCH); "" (no GRES) on Roihu or a laptop.
+    """
+
+    def gres(wildcards, input):
+        from eolab.scratch import nvme_gres
+
+        return nvme_gres(input, factor, margin_gb)
+
+    return gres

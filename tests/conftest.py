@@ -40,3 +40,41 @@ def s3_client(s3_server):
     client = boto3.client("s3", **s3_server.client_kwargs())
     yield client
     s3_server.reset()
+
+
+@pytest.fixture(scope="session")
+def benv2_root(tmp_path_factory) -> Path:
+    """A generated BigEarthNet v2 fixture (16 pairs + snow/cloud ones), shared read-only.
+
+    Tests that delete or modify files must copy it first.
+    """
+    from eolab.fixtures.benv2 import generate
+
+    root = tmp_path_factory.mktemp("benv2")
+    generate(root, patches=16, seed=42)
+    return root
+
+
+def _s2_tile_year(tmp_path_factory, tile: str) -> Path:
+    from eolab.fixtures.sentinel2 import generate_tile_year
+
+    root = tmp_path_factory.mktemp(f"s2-{tile}")
+    manifest = root / f"{tile}_2024.json"
+    generate_tile_year(
+        root, tile=tile, year=2024, dates=3, scale=61, seed=1, baseline="05.10", manifest=manifest
+    )
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def s2_products(tmp_path_factory) -> Path:
+    """Products manifest of a tiny generated tile-year (35VLH, 2024, 3 dates, 180/90/30 px,
+    seed 1, baseline 05.10): one ascending date, one date with a no-data swath edge, clouds.
+    Shared read-only: tests that modify products must copy them first."""
+    return _s2_tile_year(tmp_path_factory, "35VLH")
+
+
+@pytest.fixture(scope="session")
+def s2_products_south(tmp_path_factory) -> Path:
+    """Like ``s2_products`` for the southern tile 51CVP (EPSG:32751)."""
+    return _s2_tile_year(tmp_path_factory, "51CVP")

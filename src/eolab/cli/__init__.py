@@ -18,6 +18,14 @@ from eolab.errors import EolabError
 COMMANDS: dict[str, str] = {
     "fixtures": "eolab.cli.fixtures:fixtures",
     "bench": "eolab.cli.bench:bench",
+    "intake": "eolab.cli.intake:intake",
+    "chips": "eolab.cli.chips:chips",
+    "stage": "eolab.cli.stage:stage",
+    "download": "eolab.cli.download:download",
+    "transfer": "eolab.cli.transfer:transfer",
+    "sentinel2": "eolab.cli.sentinel2:sentinel2",
+    "zarr": "eolab.cli.zarr:zarr_group",
+    "benv2": "eolab.cli.benv2:benv2",
 }
 
 

@@ -7,7 +7,13 @@ import click
 from eolab.cli import LazyGroup
 
 # name -> "module:attribute" of a click command; each stage adds its own line.
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "patch-load": "eolab.cli.stage:patch_load",
+    "chips": "eolab.cli.chips:bench_chips",
+    "download": "eolab.cli.download:bench_download",
+    "convert": "eolab.cli.sentinel2:bench_convert",
+    "benv2": "eolab.cli.benv2:bench_benv2",
+}
 
 
 @click.group(cls=LazyGroup, lazy=BENCHMARKS)

@@ -1,0 +1,42 @@
+# The patch-load benchmark: random patch time series from every format on every storage.
+#
+# One job does its own temp copies and (with a local S3 server) its own uploads, then times
+# the loads, so it runs the same on a laptop and as one Slurm job on a node with NVMe.
+
+
+rule benchmark_patch_load:
+    input:
+        unpack(patch_load_inputs),
+    output:
+        result=results("benchmark", "patch_load", "{tile}_{year}.json"),
+    log:
+        log_path("benchmark_patch_load", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("benchmark_patch_load", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    resources:
+        gres=lab_gres(),
+    params:
+        flags=patch_load_flags,
+        storages=",".join(LAB["storages"]),
+        repeats=LAB["repeats"],
+        seed=LAB["seed"],
+        size=LAB["patch_size_m"],
+        align=LAB["align_m"],
+        drop="--drop-caches" if LAB["drop_caches"] else "--no-drop-caches",
+        baseline="--baseline" if LAB["baseline"] else "--no-baseline",
+        options=STORAGE_OPTIONS,
+        s3_log=log_path("benchmark_patch_load", "{tile}_{year}.s3server"),
+    shell:
+        "eolab bench patch-load {params.flags} --tile {wildcards.tile}"
+        " --year {wildcards.year} --storages {params.storages}"
+        " --repeats {params.repeats} --seed {params.seed} --patch-size {params.size}"
+        " --align {params.align} {params.drop} {params.baseline}"
+        " --s3-log {params.s3_log:q} {params.options} --out {output.result:q} > {log} 2>&1"
+
+
+for _tile in LAB_TILES:
+    DEMO_TARGETS += expand(
+        rules.benchmark_patch_load.output.result, tile=_tile, year=S2_YEAR
+    )

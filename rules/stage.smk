@@ -1,0 +1,143 @@
+# Staging between storages, timed: network -> temp, network -> S3, S3 -> temp, zip/unzip on temp.
+#
+# Every staging job writes only a timing JSON (seconds, bytes, objects); its temp copies are
+# removed at the end. Node-local temp is per job on a cluster ($LOCAL_SCRATCH disappears with
+# the job), so nothing on temp is ever passed from one job to another. S3: see rules/lab.smk.
+
+
+rule stage_network:
+    input:
+        lambda w: product_deps(w.format, w.tile, w.year),
+    output:
+        directory(
+            str(Path(STORAGE["network"] or "network") / "{format}" / "{tile}_{year}")
+        ),
+    log:
+        log_path("stage_network", "{format}", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("stage_network", "{format}", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    params:
+        entry=lambda w: format_product(w.format, w.tile, w.year),
+        timing=stage_timing("network"),
+        options=STORAGE_OPTIONS,
+    shell:
+        "eolab stage copy --format {wildcards.format} --input {params.entry:q}"
+        " --dest {output:q} --tile {wildcards.tile} --year {wildcards.year}"
+        " --timing {params.timing:q} {params.options} > {log} 2>&1"
+
+
+rule stage_copy_temp:
+    input:
+        lambda w: network_deps(w.format, w.tile, w.year),
+    output:
+        timing=stage_timing("copy_temp"),
+    log:
+        log_path("stage_copy_temp", "{format}", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("stage_copy_temp", "{format}", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    resources:
+        gres=lab_gres(),
+    params:
+        entry=lambda w: network_input(w.format, w.tile, w.year),
+        options=STORAGE_OPTIONS,
+    shell:
+        "eolab stage copy --format {wildcards.format} --input {params.entry:q}"
+        " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
+        " {params.options} > {log} 2>&1"
+
+
+rule stage_upload_s3:
+    input:
+        lambda w: network_deps(w.format, w.tile, w.year),
+    output:
+        timing=stage_timing("upload_s3"),
+    log:
+        log_path("stage_upload_s3", "{format}", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("stage_upload_s3", "{format}", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    params:
+        entry=lambda w: network_input(w.format, w.tile, w.year),
+        options=STORAGE_OPTIONS,
+        s3_log=log_path("stage_upload_s3", "{format}", "{tile}_{year}.s3server"),
+    shell:
+        "eolab stage upload --format {wildcards.format} --input {params.entry:q}"
+        " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
+        " --s3-log {params.s3_log:q} {params.options} > {log} 2>&1"
+
+
+rule stage_download_s3:
+    input:
+        data=lambda w: network_deps(w.format, w.tile, w.year),
+        uploaded=upload_first,
+    output:
+        timing=stage_timing("download_s3"),
+    log:
+        log_path("stage_download_s3", "{format}", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("stage_download_s3", "{format}", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    resources:
+        gres=lab_gres(),
+    params:
+        entry=lambda w: network_input(w.format, w.tile, w.year),
+        options=STORAGE_OPTIONS,
+        s3_log=log_path("stage_download_s3", "{format}", "{tile}_{year}.s3server"),
+    shell:
+        "eolab stage download --format {wildcards.format} --input {params.entry:q}"
+        " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
+        " --s3-log {params.s3_log:q} {params.options} > {log} 2>&1"
+
+
+rule stage_zip_temp:
+    input:
+        lambda w: network_deps("zarr", w.tile, w.year),
+    output:
+        timing=stage_timing("zip_temp"),
+    log:
+        log_path("stage_zip_temp", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("stage_zip_temp", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    resources:
+        gres=lab_gres(),
+    params:
+        entry=lambda w: network_input("zarr", w.tile, w.year),
+        options=STORAGE_OPTIONS,
+    shell:
+        "eolab stage zip --format zarr --input {params.entry:q}"
+        " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
+        " {params.options} > {log} 2>&1"
+
+
+rule stage_unzip_temp:
+    input:
+        lambda w: network_deps("zarr-zip", w.tile, w.year),
+    output:
+        timing=stage_timing("unzip_temp"),
+    log:
+        log_path("stage_unzip_temp", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("stage_unzip_temp", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    resources:
+        gres=lab_gres(),
+    params:
+        entry=lambda w: network_input("zarr-zip", w.tile, w.year),
+        options=STORAGE_OPTIONS,
+    shell:
+        "eolab stage unzip --format zarr-zip --input {params.entry:q}"
+        " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
+        " {params.options} > {log} 2>&1"
+
+
+for _tile in LAB_TILES:
+    DEMO_TARGETS += staging_timings(_tile, S2_YEAR)

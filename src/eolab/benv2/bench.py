@@ -1,0 +1,298 @@
+"""``eolab bench benv2``: conversion speed against its limit, training reads against TIFFs.
+
+1. Conversion patches/s on ``workers`` processes against *only reading the same TIFFs* with the
+   same pool and reader (the limit of this machine for this input); raw byte reads of the same
+   files are reported too. Target: conversion >= 0.7 x the read-only rate.
+2. Training reads: random patches (all bands + labels), one reader process, from the sharded
+   store (fast reader and zarr-python), from npz-per-patch, from the original TIFFs per patch
+   (tifffile and rasterio, resampled + normalised like the store), and from a flat ``.npy``
+   memmap (the copy-only limit). Target: store >= 20 x the TIFF way.
+
+All reads are from the page cache (the fixture is small and read once before timing), so the
+figures compare software paths, not disks. Every repeat is kept in the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eolab.benv2 import names
+from eolab.benv2.convert import (
+    TilesOptions,
+    _pool,
+    _start_workers,
+    assemble,
+    convert,
+    npz_relpath,
+)
+from eolab.benv2.reader import read_patch
+from eolab.benv2.transform import band_stats, multi_hot, normalise
+
+
+def _read_only(rows: list[dict[str, Any]]) -> int:
+    """Worker task: read every TIFF of the patches (as the conversion does), nothing else."""
+    from eolab.benv2.convert import _WORKER as cfg
+
+    for row in rows:
+        read_patch(
+            patch_id=row["patch_id"],
+            s1_name=row["s1_name"],
+            s2_root=Path(cfg["s2_root"]),
+            s1_root=Path(cfg["s1_root"]),
+            refmap_root=Path(cfg["refmap_root"]) if cfg["refmap_root"] else None,
+            bands=tuple(cfg["bands"]),
+            reader=cfg["reader"],
+        )
+    return len(rows)
+
+
+def _raw_bytes(files: list[str]) -> int:
+    n = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            n += len(fh.read())
+    return n
+
+
+def _cfg(opts: TilesOptions) -> dict[str, Any]:
+    return {
+        "out_dir": str(opts.out_dir),
+        "s2_root": str(opts.s2_root),
+        "s1_root": str(opts.s1_root),
+        "refmap_root": str(opts.refmap_root) if opts.refmap_root else None,
+        "bands": list(opts.bands),
+        "resampling": opts.resampling,
+        "normalise": opts.normalise,
+        "dtype": opts.dtype,
+        "reader": opts.reader,
+        "min_s1_coverage": opts.min_s1_coverage,
+    }
+
+
+def measure_read_only(opts: TilesOptions, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """patches/s reading all TIFFs of ``rows`` with the conversion's pool, batch and reader."""
+    from eolab.benv2.convert import source_files
+
+    batches = [rows[i : i + opts.batch] for i in range(0, len(rows), opts.batch)]
+    files = [str(f) for r in rows for part in source_files(r, opts) for f in part]
+    chunks = [files[i : i + 64] for i in range(0, len(files), 64)]
+    with _pool(opts, _cfg(opts)) as pool:
+        _start_workers(pool, opts.workers)
+        t = time.perf_counter()
+        n = sum(pool.map(_read_only, batches))
+        tiff = n / (time.perf_counter() - t)
+        t = time.perf_counter()
+        nbytes = sum(pool.map(_raw_bytes, chunks))
+        raw = len(rows) / (time.perf_counter() - t)
+    return {"tiff_read_patches_per_s": tiff, "raw_bytes_patches_per_s": raw, "bytes": nbytes}
+
+
+def _timed_reads(fn, indices: list[int]) -> float:
+    t = time.perf_counter()
+    for i in indices:
+        x, y = fn(i)
+        assert x.shape[-2:] == (names.PATCH_PX, names.PATCH_PX) and y.shape == (len(names.LABELS),)
+    return len(indices) / (time.perf_counter() - t)
+
+
+def _memmap_reads(flat: Path, members: list[dict[str, Any]], idx: list[int]) -> float:
+    """Random reads of a flat (patch, band, y, x) ``.npy`` through a memmap: copy-only limit."""
+    data = np.load(flat, mmap_mode="r")
+    labels = np.stack([multi_hot(r["labels"], names.LABEL_INDEX) for r in members])
+    return _timed_reads(lambda i: (np.array(data[i]), labels[i]), idx)
+
+
+def measure_training_reads(
+    opts: TilesOptions, rows: list[dict[str, Any]], split: str, n_reads: int, seed: int
+) -> dict[str, float]:
+    """Random patches/s (with labels) from each format, one reader, page cache warm."""
+    import zarr
+
+    from eolab.benv2.store import PatchStore
+    from eolab.benv2.writers import read_npz
+
+    members = [r for r in rows if r["split"] == split]
+    store_path = opts.out_dir / "zarr" / f"{split}.zarr"
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(members), n_reads).tolist()
+    few = idx[: max(20, n_reads // 5)]  # the slow ways get fewer reads
+    keys = [names.npz_key(b) for b in opts.bands]
+    out: dict[str, float] = {}
+
+    with PatchStore(store_path) as store:
+        for i in range(len(store)):  # warm the page cache and the shard indexes
+            store.read(i)
+        out["store_fast_reader"] = _timed_reads(store.__getitem__, idx)
+        flat = opts.out_dir / "bench_flat.npy"
+        np.save(flat, np.stack([store.read(i) for i in range(len(store))]))
+    out["npy_memmap_limit"] = _memmap_reads(flat, members, idx)
+    flat.unlink()
+
+    z = zarr.open_group(store_path, mode="r")
+    zx, zl = z["x"], z["labels"][...]
+    out["store_zarr_python"] = _timed_reads(lambda i: (zx[i], zl[i]), few)
+
+    def npz(i: int):
+        a = read_npz(opts.out_dir / npz_relpath(split, members[i]["patch_id"]))
+        return np.stack([a[k] for k in keys]), a["labels"]
+
+    out["npz_per_patch"] = _timed_reads(npz, few)
+
+    def tiffs(reader: str):
+        def read(i: int):
+            row = members[i]
+            src = read_patch(
+                patch_id=row["patch_id"],
+                s1_name=row["s1_name"],
+                s2_root=opts.s2_root,
+                s1_root=opts.s1_root,
+                refmap_root=None,
+                bands=opts.bands,
+                reader=reader,
+            )
+            raw, _ = assemble(src, opts.bands, opts.resampling, opts.min_s1_coverage)
+            x = normalise(raw, "patch", band_stats(raw), opts.dtype)
+            return x, multi_hot(row["labels"], names.LABEL_INDEX)
+
+        return read
+
+    import rasterio
+
+    from eolab.benv2.reader import GDAL_ENV
+
+    with rasterio.Env(**GDAL_ENV):
+        out["tiff_per_patch_tifffile"] = _timed_reads(tiffs("tifffile"), few)
+        out["tiff_per_patch_rasterio"] = _timed_reads(tiffs("rasterio"), few)
+    return out
+
+
+def run_benchmark(
+    *,
+    workdir: Path,
+    patches: int,
+    seed: int,
+    repeats: int,
+    reads: int,
+    workers: int,
+    out_json: Path | None,
+) -> dict[str, Any]:
+    """Generate a fixture, convert it ``repeats`` times, measure; write and return the JSON."""
+    import shutil
+
+    from eolab.atomic import write_json
+    from eolab.benv2.convert import plan
+    from eolab.fixtures.benv2 import generate
+    from eolab.provenance import environment
+
+    workdir = Path(workdir)
+    fixture = workdir / "fixture"
+    marker = fixture / "bench-fixture.json"
+    wanted = {"patches": patches, "seed": seed}
+    if not marker.is_file() or json.loads(marker.read_text()) != wanted:
+        shutil.rmtree(fixture, ignore_errors=True)
+        generate(fixture, patches=patches, seed=seed)
+        write_json(marker, wanted)
+
+    def options(out: Path) -> TilesOptions:
+        return TilesOptions(
+            s2_root=fixture / names.S2_DIR,
+            s1_root=fixture / names.S1_DIR,
+            out_dir=out,
+            metadata=fixture / names.METADATA,
+            refmap_root=fixture / names.REFMAP_DIR,
+            workers=workers,
+            progress=False,
+        )
+
+    rows = plan(options(workdir / "out"))
+    runs = []
+    for r in range(repeats):
+        out = workdir / f"out-{r}"
+        shutil.rmtree(out, ignore_errors=True)
+        opts = options(out)
+        read = measure_read_only(opts, rows)  # also warms the page cache for the conversion
+        summary = convert(opts)
+        runs.append(
+            {
+                **read,
+                "convert_patches_per_s": summary["throughput_patches_per_s"],
+                "store_build_patches_per_s": summary["done"] / summary["timings_s"]["store_s"],
+                "timings_s": summary["timings_s"],
+                "output_bytes": summary["bytes_written"],
+            }
+        )
+    opts = options(workdir / f"out-{repeats - 1}")
+    train = measure_training_reads(opts, rows, "train", reads, seed)
+
+    med = {k: statistics.median(run[k] for run in runs) for k in runs[0] if k != "timings_s"}
+    best_tiff = max(train["tiff_per_patch_tifffile"], train["tiff_per_patch_rasterio"])
+    ratios = {
+        "convert_vs_tiff_read": med["convert_patches_per_s"] / med["tiff_read_patches_per_s"],
+        "store_vs_tiff_tifffile": train["store_fast_reader"] / train["tiff_per_patch_tifffile"],
+        "store_vs_tiff_rasterio": train["store_fast_reader"] / train["tiff_per_patch_rasterio"],
+        "store_vs_best_tiff": train["store_fast_reader"] / best_tiff,
+        "store_vs_npz": train["store_fast_reader"] / train["npz_per_patch"],
+        "store_vs_npy_memmap_limit": train["store_fast_reader"] / train["npy_memmap_limit"],
+        "zarr_python_vs_best_tiff": train["store_zarr_python"] / best_tiff,
+    }
+    result = {
+        "benchmark": "benv2",
+        "what": "BigEarthNet v2 fixture -> npz + sharded Zarr; conversion vs TIFF read limit; "
+        "random training reads per format (page cache warm, one reader)",
+        "params": {
+            "patches": patches,
+            "seed": seed,
+            "repeats": repeats,
+            "reads": reads,
+            "workers": workers,
+            "bands": list(names.ALL_BANDS),
+            "dtype": "float32",
+            "train_patches": sum(r["split"] == "train" for r in rows),
+        },
+        "conversion_runs": runs,
+        "conversion_median": med,
+        "training_reads_patches_per_s": train,
+        "ratios": ratios,
+        "targets": {"convert_vs_tiff_read": 0.7, "store_vs_best_tiff": 20.0},
+        "meets_targets": {
+            "convert_vs_tiff_read": ratios["convert_vs_tiff_read"] >= 0.7,
+            "store_vs_best_tiff": ratios["store_vs_best_tiff"] >= 20.0,
+        },
+        "environment": environment(),
+    }
+    if out_json is not None:
+        write_json(out_json, result)
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A short human-readable table of the figures."""
+    med, train, ratios = (
+        result["conversion_median"],
+        result["training_reads_patches_per_s"],
+        result["ratios"],
+    )
+    lines = [
+        f"BigEarthNet v2 benchmark: {result['params']['patches']} patches, "
+        f"{result['params']['workers']} workers, median of {result['params']['repeats']}",
+        f"  read TIFFs only (limit)   {med['tiff_read_patches_per_s']:9.1f} patches/s",
+        f"  raw bytes of the same     {med['raw_bytes_patches_per_s']:9.1f} patches/s",
+        f"  convert (npz+json+verify) {med['convert_patches_per_s']:9.1f} patches/s"
+        f"   ratio {ratios['convert_vs_tiff_read']:.2f} (target >= 0.7)",
+        f"  build sharded stores      {med['store_build_patches_per_s']:9.1f} patches/s",
+        "training reads (random patch + labels, one reader):",
+    ]
+    for name, value in train.items():
+        lines.append(f"  {name:26s}{value:9.1f} patches/s")
+    lines.append(
+        f"  store / best TIFF way = {ratios['store_vs_best_tiff']:.1f}x (target >= 20); "
+        f"store / npz = {ratios['store_vs_npz']:.1f}x; "
+        f"store / npy memmap = {ratios['store_vs_npy_memmap_limit']:.2f}"
+    )
+    return "\n".join(lines)

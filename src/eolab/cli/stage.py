@@ -1,0 +1,366 @@
+"""``eolab stage …``: timed staging between storages; each command writes a timing JSON.
+
+Copies land on node-local temp (``$LOCAL_SCRATCH``, ``$TMPDIR`` or ``--temp-dir``) and are
+removed afterwards: the timing is the output. Without an S3 endpoint (``--s3-endpoint-url``,
+``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` or the ``--s3-profile``'s ``endpoint_url``) each
+command starts a local moto server for its own work and stops it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import click
+
+from eolab.stage import FORMATS
+
+
+def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that say where temp and S3 are (credentials only from the AWS environment)."""
+    options = [
+        click.option(
+            "--temp-dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Node-local fallback when neither $LOCAL_SCRATCH nor $TMPDIR is set.",
+        ),
+        click.option("--s3-bucket", default="eolab-lab", show_default=True),
+        click.option("--s3-prefix", default="", help="Key prefix inside the bucket."),
+        click.option(
+            "--s3-endpoint-url",
+            default=None,
+            help="S3 endpoint [default: AWS environment or profile; else a local server].",
+        ),
+        click.option("--s3-profile", default=None, help="Named AWS profile (credentials)."),
+        click.option("--s3-region", default=None),
+        click.option(
+            "--s3-log",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Log file of a local S3 server, if one is started.",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(1, 256),
+            default=8,
+            show_default=True,
+            help="Parallel file copies / S3 transfers.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def resolve_storage(kw: dict[str, Any]) -> tuple[Any, Any]:
+    """(temp root, S3Config) from the common options."""
+    from eolab.storage import S3Config, temp_root
+
+    s3 = S3Config.from_config(
+        {
+            "bucket": kw["s3_bucket"],
+            "prefix": kw["s3_prefix"],
+            "endpoint_url": kw["s3_endpoint_url"],
+            "profile": kw["s3_profile"],
+            "region": kw["s3_region"],
+        }
+    )
+    return temp_root(kw["temp_dir"]), s3
+
+
+def describe_s3(s3: Any) -> dict[str, Any]:
+    """What may be written about S3: endpoint host (no user info), bucket, prefix."""
+    if s3.local:
+        endpoint = "local moto_server (started for this job)"
+    else:
+        parsed = urlparse(s3.endpoint_url or "")
+        endpoint = f"{parsed.scheme}://{parsed.hostname}" + (
+            f":{parsed.port}" if parsed.port else ""
+        )
+    return {"endpoint": endpoint, "bucket": s3.bucket, "prefix": s3.prefix}
+
+
+def write_timing(
+    path: Path,
+    timing: Any,
+    tile: str,
+    year: int,
+    route: tuple[str, str],
+    temp_dir: Path | None,
+    **extra: Any,
+) -> None:
+    """Write a staging timing JSON (what moved, how long, where temp came from, provenance)."""
+    from eolab.atomic import write_json
+    from eolab.provenance import environment
+    from eolab.scratch import resolve_node_local
+
+    doc = timing.to_json()
+    doc.update(
+        tile=tile,
+        year=year,
+        storage={"from": route[0], "to": route[1]},
+        temp_source=resolve_node_local(temp_dir).source,
+        environment=environment(),
+        **extra,
+    )
+    write_json(path, doc)
+    click.echo(
+        f"{timing.operation} {timing.format} {route[0]}->{route[1]}: {timing.seconds:.3f} s, "
+        f"{timing.bytes} bytes, {timing.objects} objects, {timing.mb_per_s:.1f} MB/s"
+    )
+
+
+def common(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--format/--input/--tile/--year/--timing plus the storage options."""
+
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+    @click.option(
+        "--input",
+        "entry",
+        type=click.Path(path_type=Path, exists=True),
+        required=True,
+        help="Products manifest, COG listing, Zarr store or zip.",
+    )
+    @click.option("--tile", required=True)
+    @click.option("--year", type=int, required=True)
+    @click.option(
+        "--timing", type=click.Path(path_type=Path), required=True, help="Timing JSON to write."
+    )
+    @storage_options
+    @functools.wraps(func)
+    def wrapper(**kw: Any) -> Any:
+        return func(**kw)
+
+    return wrapper
+
+
+@click.group()
+def stage() -> None:
+    """Timed staging: copy to temp, upload to S3, download from S3, zip/unzip on temp."""
+
+
+@stage.command("copy")
+@common
+@click.option(
+    "--dest",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Copy into this folder and keep it (e.g. a network drive) instead of temp.",
+)
+def copy(fmt, entry, tile, year, timing, dest, **kw) -> None:
+    """Copy a format from the network drive to node-local temp (then remove the copy), or to
+    ``--dest`` (kept; written under a temporary name and renamed when complete)."""
+    from eolab.atomic import atomic_path
+    from eolab.stage import copy_dataset, dataset, scratch_area
+
+    ds = dataset(fmt, entry)
+    if dest is not None:
+        with atomic_path(dest) as tmp:
+            _, result = copy_dataset(ds, tmp, kw["workers"])
+        write_timing(timing, result, tile, year, ("results", "network"), kw["temp_dir"])
+        return
+    temp, _ = resolve_storage(kw)
+    with scratch_area(temp) as area:
+        _, result = copy_dataset(ds, area, kw["workers"])
+    write_timing(timing, result, tile, year, ("network", "temp"), kw["temp_dir"])
+
+
+@stage.command("upload")
+@common
+def upload(fmt, entry, tile, year, timing, **kw) -> None:
+    """Upload a format from the network drive to S3 (parallel files, multipart large files)."""
+    from eolab.stage import dataset, upload_dataset
+    from eolab.storage import s3_access
+
+    _, s3 = resolve_storage(kw)
+    ds = dataset(fmt, entry)
+    with s3_access(s3, kw["s3_log"]) as access:
+        client = access.client(max(32, kw["workers"]))
+        result = upload_dataset(ds, client, access.bucket, s3.key(fmt), kw["workers"])
+    route = ("network", "s3")
+    write_timing(timing, result, tile, year, route, kw["temp_dir"], s3=describe_s3(s3))
+
+
+@stage.command("download")
+@common
+def download(fmt, entry, tile, year, timing, **kw) -> None:
+    """Download a format from S3 to node-local temp (uploading it first where it is missing)."""
+    from eolab.stage import dataset, download_dataset, ensure_uploaded, scratch_area
+    from eolab.storage import s3_access
+
+    temp, s3 = resolve_storage(kw)
+    ds = dataset(fmt, entry)
+    with s3_access(s3, kw["s3_log"]) as access:
+        client = access.client(max(32, kw["workers"]))
+        setup = ensure_uploaded(ds, client, access.bucket, s3.key(fmt), kw["workers"])
+        with scratch_area(temp) as area:
+            _, result = download_dataset(
+                ds, client, access.bucket, s3.key(fmt), area, kw["workers"]
+            )
+    first = setup.to_json() if setup else None
+    write_timing(
+        timing,
+        result,
+        tile,
+        year,
+        ("s3", "temp"),
+        kw["temp_dir"],
+        s3=describe_s3(s3),
+        uploaded_first=first,
+    )
+
+
+@stage.command("zip")
+@common
+def zip_(fmt, entry, tile, year, timing, **kw) -> None:
+    """Zip a Zarr store on node-local temp (the store is copied there first, untimed)."""
+    from eolab.stage import copy_dataset, dataset, scratch_area, zip_store
+
+    temp, _ = resolve_storage(kw)
+    ds = dataset(fmt, entry)
+    with scratch_area(temp) as area:
+        staged, setup = copy_dataset(ds, area / "store", kw["workers"])
+        _, result = zip_store(staged, area / f"{ds.entry}.zip")
+    route = ("temp", "temp")
+    write_timing(timing, result, tile, year, route, kw["temp_dir"], copied_first=setup.to_json())
+
+
+@stage.command("unzip")
+@common
+def unzip(fmt, entry, tile, year, timing, **kw) -> None:
+    """Unzip a zipped Zarr on node-local temp (the zip is copied there first, untimed)."""
+    from eolab.stage import copy_dataset, dataset, scratch_area, unzip_store
+
+    temp, _ = resolve_storage(kw)
+    ds = dataset(fmt, entry)
+    with scratch_area(temp) as area:
+        staged, setup = copy_dataset(ds, area / "zip", kw["workers"])
+        name = ds.entry.removesuffix(".zip")
+        _, result = unzip_store(staged, area / "store" / name, kw["workers"])
+    route = ("temp", "temp")
+    write_timing(timing, result, tile, year, route, kw["temp_dir"], copied_first=setup.to_json())
+
+
+@click.command("patch-load")
+@click.option("--safe", type=click.Path(path_type=Path, exists=True), help="Products manifest.")
+@click.option("--cog", type=click.Path(path_type=Path, exists=True), help="COG listing JSON.")
+@click.option("--zarr", type=click.Path(path_type=Path, exists=True), help="Zarr store.")
+@click.option(
+    "--zarr-sharded", type=click.Path(path_type=Path, exists=True), help="Sharded Zarr store."
+)
+@click.option("--zarr-zip", type=click.Path(path_type=Path, exists=True), help="Zipped Zarr.")
+@click.option("--tile", required=True)
+@click.option("--year", type=int, required=True)
+@click.option(
+    "--storages",
+    default="network,temp,s3",
+    show_default=True,
+    help="Comma-separated: network, temp, s3.",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Counted repeats (one random patch each), after one warm-up.",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--patch-size",
+    type=click.FloatRange(min=1),
+    default=5100,
+    show_default=True,
+    help="Patch side (m); rounded down to whole pixels of the coarsest group.",
+)
+@click.option(
+    "--align",
+    type=click.FloatRange(min=1),
+    default=60,
+    show_default=True,
+    help="Patch corners on multiples of this (m).",
+)
+@click.option(
+    "--drop-caches/--no-drop-caches",
+    default=True,
+    show_default=True,
+    help="Drop the page cache before every timed load (where root allows).",
+)
+@click.option(
+    "--baseline/--no-baseline",
+    default=True,
+    show_default=True,
+    help="Also time xarray.open_zarr(..).isel(..).load() on the Zarr store.",
+)
+@click.option("--keep-temp", is_flag=True, help="Keep the temp copies (for debugging).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
+@storage_options
+def patch_load(
+    safe,
+    cog,
+    zarr,
+    zarr_sharded,
+    zarr_zip,
+    tile,
+    year,
+    storages,
+    repeats,
+    seed,
+    patch_size,
+    align,
+    drop_caches,
+    baseline,
+    keep_temp,
+    out,
+    **kw,
+) -> None:
+    """Time loading random patch time series from every format on every storage.
+
+    All formats must return identical pixels for every patch. Prints a summary with the ratios
+    to the xarray/dask baseline and writes the result JSON (the reference's shape, extended)."""
+    from eolab.atomic import write_json
+    from eolab.patchbench import format_report, run
+    from eolab.stage import dataset
+    from eolab.storage import STORAGES
+
+    inputs = {
+        "safe": safe,
+        "cog": cog,
+        "zarr": zarr,
+        "zarr-sharded": zarr_sharded,
+        "zarr-zip": zarr_zip,
+    }
+    datasets = {fmt: dataset(fmt, path) for fmt, path in inputs.items() if path is not None}
+    if not datasets:
+        raise click.UsageError("give at least one of --safe, --cog, --zarr, ...")
+    chosen = [s.strip() for s in storages.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(STORAGES))
+    if unknown or not chosen:
+        raise click.UsageError(f"--storages: unknown {unknown}; choose from {STORAGES}")
+    temp, s3 = resolve_storage(kw)
+    doc = run(
+        datasets,
+        tile,
+        year,
+        storages=chosen,
+        repeats=repeats,
+        seed=seed,
+        patch_m=patch_size,
+        align_m=align,
+        temp_root=temp,
+        s3_config=s3 if "s3" in chosen else None,
+        s3_log=kw["s3_log"],
+        workers=kw["workers"],
+        drop_caches=drop_caches,
+        baseline=baseline,
+        keep_temp=keep_temp,
+        echo=click.echo,
+    )
+    if "s3" in chosen:
+        doc["s3"] = describe_s3(s3)
+    write_json(out, doc)
+    click.echo(format_report(doc))
+    click.echo(f"wrote {out}")

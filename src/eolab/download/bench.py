@@ -1,0 +1,260 @@
+"""``eolab bench download``: how fast the STAC downloader fetches small assets on loopback, and
+how its memory behaves as the catalog grows.
+
+* Throughput: a generated dataset of ~N small assets served by nginx (or our threaded server in
+  its own process) on 127.0.0.1; the downloader (default workers, checksums on, files written,
+  database updated) runs as the real command in a child process. Baseline measured in the same
+  run: a bare loop of GETs with the same threads and urllib3 pool that discards the bodies, i.e.
+  what Python HTTP can do here at all.
+* Memory: peak RSS (the child's own rusage) of index + select (``--catalog-only``) for catalogs
+  of 1 000 ... 100 000 items; flat means the catalog is streamed, not loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from eolab.atomic import write_json
+from eolab.download.localhttp import NginxServer, nginx_available
+from eolab.fixtures.stac_dataset import generate
+from eolab.provenance import environment
+from eolab.stac_dataset import DEFAULT_WORKERS
+
+
+class PythonServerProcess:
+    """`eolab.download.localhttp` serving a folder from a child process."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> PythonServerProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "eolab.download.localhttp", str(self.root)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.process.stdout.readline()
+        self.port = int(line.split()[1])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def run_measured(cmd: list[str]) -> dict[str, Any]:
+    """Run a child; return its wall time, peak RSS (MiB, from wait4) and exit code."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out: list[str] = []
+    err: list[str] = []
+    readers = [
+        threading.Thread(target=lambda: out.append(proc.stdout.read())),
+        threading.Thread(target=lambda: err.append(proc.stderr.read())),
+    ]
+    for r in readers:
+        r.start()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    for r in readers:
+        r.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "seconds": round(seconds, 3),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "exit_code": proc.returncode,
+        "stderr_tail": "".join(err)[-500:] if proc.returncode else "",
+    }
+
+
+def bare_get_loop(urls: list[str], workers: int) -> dict[str, Any]:
+    """GET every URL with ``workers`` threads through one urllib3 pool (the downloader's HTTP
+    library), keeping nothing: no files, no checksums, no database."""
+    pool = urllib3.PoolManager(maxsize=workers, block=False)
+
+    def get(url: str) -> int:
+        resp = pool.request("GET", url, preload_content=False, retries=False)
+        try:
+            if resp.status != 200:
+                raise RuntimeError(f"{url}: HTTP {resp.status}")
+            return sum(len(c) for c in iter(lambda: resp.read1(1 << 20), b""))
+        finally:
+            resp.release_conn()
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool_threads:
+        total = sum(pool_threads.map(get, urls, chunksize=64))
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": round(seconds, 3),
+        "files": len(urls),
+        "bytes": total,
+        "files_per_second": round(len(urls) / seconds, 1),
+    }
+
+
+def download_cmd(catalog: Path, out: Path, workers: int, catalog_only: bool = False) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "eolab",
+        "download",
+        "stac-dataset",
+        str(catalog),
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--no-progress",
+    ]
+    return cmd + (["--catalog-only"] if catalog_only else [])
+
+
+def throughput(
+    work: Path, assets: int, asset_bytes: int, workers: int, repeats: int, server: str
+) -> dict[str, Any]:
+    """Assets/s of the downloader vs. the bare GET loop, on the same loopback server."""
+    www = work / "www"
+    www.mkdir(parents=True, exist_ok=True)
+    items = max(2, -(-assets * 2 // 3))  # 2 source items: 2 bands, 1 label item: 1 file
+    use_nginx = server == "nginx" or (server == "auto" and nginx_available())
+    srv = NginxServer(www) if use_nginx else PythonServerProcess(www)
+    with srv:
+        gen = generate(www / "ds", items=items, base_url=f"{srv.url}/ds", asset_bytes=asset_bytes)
+        catalog = gen["catalog"].parent
+        urls = list(gen["files"])
+        baseline = [bare_get_loop(urls, workers) for _ in range(repeats)]
+        runs = []
+        for _ in range(repeats):
+            out = work / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            run = run_measured(download_cmd(catalog, out, workers))
+            summary_path = out / "eolab_test_dataset" / "_download-summary.json"
+            summary = json.loads(summary_path.read_text())
+            run["download"] = summary["download"]
+            run["index_and_select_seconds"] = round(
+                summary["seconds"] - summary["download"]["seconds"], 3
+            )
+            runs.append(run)
+        rerun = run_measured(download_cmd(catalog, work / "out", workers))
+    best = statistics.median(r["download"]["files_per_second"] for r in runs)
+    base = statistics.median(b["files_per_second"] for b in baseline)
+    return {
+        "server": "nginx" if use_nginx else "python (own process)",
+        "items": items,
+        "files": len(urls),
+        "asset_bytes": asset_bytes,
+        "workers": workers,
+        "runs": runs,
+        "baseline_bare_get_loop": baseline,
+        "rerun_all_present": rerun,
+        "files_per_second_median": best,
+        "baseline_files_per_second_median": base,
+        "ratio_to_baseline": round(best / base, 3) if base else None,
+    }
+
+
+def memory_curve(work: Path, sizes: list[int], workers: int) -> dict[str, Any]:
+    """Peak RSS and time of index + select for growing catalogs (no assets fetched)."""
+    points = []
+    for n in sizes:
+        root = work / f"cat{n}"
+        t0 = time.perf_counter()
+        gen = generate(root, items=n, base_url="http://127.0.0.1:9/none", write_assets=False)
+        gen_seconds = time.perf_counter() - t0
+        run = run_measured(
+            download_cmd(gen["catalog"].parent, root / "out", workers, catalog_only=True)
+        )
+        db = root / "out" / "eolab_test_dataset" / "_assets.sqlite"
+        run.update(
+            items=n,
+            generate_seconds=round(gen_seconds, 2),
+            db_mib=round(db.stat().st_size / 2**20, 1) if db.exists() else None,
+            items_per_second=round(n / run["seconds"], 1),
+        )
+        points.append(run)
+        shutil.rmtree(root, ignore_errors=True)
+    rss = [p["peak_rss_mib"] for p in points]
+    return {"points": points, "rss_ratio_largest_to_smallest": round(rss[-1] / rss[0], 3)}
+
+
+def run_benchmark(
+    assets: int = 10_000,
+    asset_bytes: int = 16_384,
+    sizes: list[int] | None = None,
+    workers: int | None = None,
+    repeats: int = 2,
+    server: str = "auto",
+    workdir: Path | None = None,
+    out: Path = Path("results/benchmark/download/download.json"),
+) -> dict[str, Any]:
+    """Run both measurements, write JSON with provenance to ``out``, return it."""
+    workers = workers or DEFAULT_WORKERS
+    sizes = sizes or [1_000, 10_000, 100_000]
+    own_tmp = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="eolab-bench-dl-")) if own_tmp else Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        speed = throughput(work, assets, asset_bytes, workers, repeats, server)
+        memory = memory_curve(work, sizes, workers)
+    finally:
+        if own_tmp:
+            shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "benchmark": "download",
+        "what": "STAC dataset downloader: small assets from a loopback server, and peak RSS of "
+        "index+select as the catalog grows",
+        "parameters": {
+            "assets": assets,
+            "asset_bytes": asset_bytes,
+            "sizes": sizes,
+            "workers": workers,
+            "repeats": repeats,
+            "server": server,
+        },
+        "throughput": speed,
+        "memory": memory,
+        "headline": {
+            "files": speed["files"],
+            "workers": workers,
+            "server": speed["server"],
+            "files_per_second": speed["files_per_second_median"],
+            "baseline_bare_get_files_per_second": speed["baseline_files_per_second_median"],
+            "ratio_to_baseline": speed["ratio_to_baseline"],
+            "target_files_per_second": 500,
+            "rerun_all_present_seconds": speed["rerun_all_present"]["seconds"],
+            "peak_rss_mib_by_items": {str(p["items"]): p["peak_rss_mib"] for p in memory["points"]},
+            "rss_ratio_largest_to_smallest": memory["rss_ratio_largest_to_smallest"],
+        },
+        "environment": environment(),
+    }
+    write_json(out, result)
+    return result

@@ -1,0 +1,234 @@
+"""The workflow through `snakemake --profile profiles/slurm` on a real single-node Slurm.
+
+The Slurm is shaped like CSC Puhti (tests/slurm_harness.py): partitions small/large/longrun/
+hugemem/test, an ``nvme`` GRES that a TaskProlog turns into ``$LOCAL_SCRATCH``, accounting with
+the project account. The test runs the tiny demo (``rule all``) plus a probe rule that asks for
+NVMe the way heavy rules do (``gres_nvme`` from rules/common.smk), then checks from Slurm's own
+records (``scontrol show job``, kept for MinJobAge) that every job got the partition, time,
+memory, cores, account and GRES the profile and rules ask for, that ``$LOCAL_SCRATCH`` reached the
+job and was removed afterwards, and that the outputs equal a local run byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from slurm_harness import ACCOUNT, SlurmCluster, SlurmUnavailable
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.v8+.yaml").read_text())
+WORKFLOW_PARTS = ("rules", "scripts", "config", "envs", "profiles", "report")
+TINY = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+PROBE_TARGETS = [
+    f"results/slurm_probe/{tile}_{TINY['sentinel2']['year']}.json"
+    for tile in TINY["sentinel2"]["tiles"]
+]
+# Test-only overrides of the profile: quick status checks, no retries, keep the Slurm logs.
+FAST = (
+    "--slurm-init-seconds-before-status-checks", "2",
+    "--max-status-checks-per-second", "10",
+    "--latency-wait", "5",
+    "--retries", "0",
+    "--jobs", "8",
+    "--slurm-keep-successful-logs",
+)  # fmt: skip
+# Outputs that record timings, hosts or job paths rather than data.
+NOT_COMPARED = ("logs", "benchmarks", "slurm_probe", "stage", "benchmark", "report")
+
+# A rule that asks for NVMe like a heavy rule and reports what it found inside the job.
+PROBE_RULE = """
+include: "eolab.smk"
+
+
+rule slurm_probe:
+    input:
+        manifest=s2_products_manifest,
+    output:
+        results("slurm_probe", "{tile}_{year}.json"),
+    log:
+        log_path("slurm_probe", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("slurm_probe", "{tile}_{year}")
+    conda:
+        "envs/eolab.yaml"
+    resources:
+        gres=gres_nvme(factor=2.0, margin_gb=1),
+    shell:
+        "python probe.py {output} > {log} 2>&1"
+"""
+PROBE_SCRIPT = """
+import json, os, sys
+from eolab.scratch import resolve_node_local
+
+node = resolve_node_local()
+(node.path / "probe.txt").write_text("written inside the job")
+doc = {"LOCAL_SCRATCH": os.environ.get("LOCAL_SCRATCH"), "path": str(node.path),
+       "source": node.source, "written": (node.path / "probe.txt").is_file()}
+with open(sys.argv[1], "w") as f:
+    json.dump(doc, f)
+"""
+
+
+def workflow_copy(dest: Path, probe: bool) -> Path:
+    """Link the workflow into ``dest``; with ``probe``, a Snakefile that adds the probe rule."""
+    dest.mkdir(parents=True)
+    for part in WORKFLOW_PARTS:
+        if (ROOT / part).exists():
+            (dest / part).symlink_to(ROOT / part)
+    if probe:
+        (dest / "eolab.smk").symlink_to(ROOT / "Snakefile")
+        (dest / "Snakefile").write_text(PROBE_RULE)
+        (dest / "probe.py").write_text(PROBE_SCRIPT)
+    else:
+        (dest / "Snakefile").symlink_to(ROOT / "Snakefile")
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: float = 600):
+    env = dict(env or os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run([str(BIN / "snakemake"), *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    try:
+        with SlurmCluster() as c:
+            yield c
+    except SlurmUnavailable as exc:
+        pytest.skip(f"no test Slurm: {exc}")
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    """The demo and the probes through the Slurm profile; returns (workdir, jobs by rule)."""
+    workdir = workflow_copy(tmp_path_factory.mktemp("slurm") / "wf", probe=True)
+    env = dict(cluster.env, CSC_PROJECT=ACCOUNT)
+    env.pop("SLURM_CONF")  # as for a user: the executor and srun use /etc/slurm/slurm.conf
+    proc = snakemake(workdir, "--profile", "profiles/slurm", *FAST, "all", *PROBE_TARGETS, env=env)
+    jobs = {}
+    for job in cluster.jobs():
+        jobs.setdefault(rule_of(job), []).append(job)
+    assert proc.returncode == 0, proc.stderr[-6000:] + "\n" + json.dumps(jobs)[:3000]
+    return workdir, jobs
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    workdir = workflow_copy(tmp_path_factory.mktemp("local") / "wf", probe=False)
+    proc = snakemake(workdir, "--profile", "profiles/local", "all")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return workdir
+
+
+def rule_of(job: dict[str, str]) -> str:
+    """The rule of a job, from the plugin's log path .snakemake/slurm_logs/rule_<name>/…"""
+    part = next(p for p in Path(job["StdOut"]).parts if p.startswith("rule_"))
+    return part.removeprefix("rule_")
+
+
+def expected(rule: str, key: str, attempt: int = 1):
+    """A resource the profile gives ``rule`` (set-resources, else default-resources)."""
+    value = PROFILE.get("set-resources", {}).get(rule, {}).get(key)
+    if value is None:
+        value = PROFILE["default-resources"].get(key)
+    if isinstance(value, str) and "attempt" in value:
+        value = eval(value, {"attempt": attempt})  # the profile's own expression
+    return value
+
+
+def minutes(limit: str) -> int:
+    """Slurm's [D-]HH:MM:SS as minutes."""
+    days, _, hms = limit.rpartition("-")
+    h, m, s = (int(v) for v in hms.split(":"))
+    return int(days or 0) * 1440 + h * 60 + m + (1 if s else 0)
+
+
+def megabytes(value: str) -> float:
+    """Slurm's memory with a unit (8000M, 62.50G) in MB as sbatch --mem counts them."""
+    units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2}
+    return float(value[:-1]) * units[value[-1]]
+
+
+def tree_digests(results: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(results.rglob("*")):
+        rel = path.relative_to(results)
+        if path.is_file() and rel.parts[0] not in NOT_COMPARED:
+            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def test_every_rule_ran_as_a_slurm_job_with_the_profiles_resources(slurm_run):
+    workdir, jobs = slurm_run
+    ran = {p.name.removesuffix(".log") for p in (workdir / "results" / "logs").iterdir()}
+    assert ran - {"slurm_probe"}, "the demo ran no rule"
+    assert set(jobs) == ran, f"rules without a Slurm job: {ran - set(jobs)}"
+    threads = PROFILE.get("set-threads", {})
+    for rule, rule_jobs in jobs.items():
+        for job in rule_jobs:
+            where = f"{rule} (job {job['JobId']})"
+            assert job["JobState"] == "COMPLETED", where
+            assert job["Account"] == ACCOUNT, where
+            assert job["Partition"] == expected(rule, "slurm_partition"), where
+            assert minutes(job["TimeLimit"]) == expected(rule, "runtime"), where
+            assert megabytes(job["MinMemoryNode"]) == expected(rule, "mem_mb"), where
+            if rule in threads:
+                assert int(job["CPUs/Task"]) == threads[rule], where
+
+
+def test_heavy_rules_got_nvme_and_local_scratch_inside_the_job(slurm_run, cluster):
+    workdir, jobs = slurm_run
+    records = {r["job"]: r["local_scratch"] for r in cluster.prolog_records() if r["step"]}
+    for tile in TINY["sentinel2"]["tiles"]:
+        manifest = workdir / "results" / "fixtures" / "sentinel2" / f"{tile}_2024.json"
+        nbytes = sum(p["bytes"] for p in json.loads(manifest.read_text())["products"])
+        assert nbytes > 0
+    gb = {math.ceil(2.0 * sum(p["bytes"] for p in json.loads(m.read_text())["products"]) / 2**30)
+          + 1 for m in (workdir / "results" / "fixtures" / "sentinel2").glob("*.json")}  # fmt: skip
+    probes = jobs["slurm_probe"]
+    assert len(probes) == len(PROBE_TARGETS)
+    for job in probes:
+        assert job["TresPerNode"] in {f"gres:nvme:{n}" for n in gb}, job.get("TresPerNode")
+        assert f"gres/nvme={job['TresPerNode'].rsplit(':', 1)[1]}" in job["TRES"]
+        local = cluster.nvme_root / f"job_{job['JobId']}" / "data"
+        assert records[job["JobId"]] == str(local)  # the TaskProlog exported it to the step
+        assert not local.parent.exists()  # and the Epilog removed it at the end of the job
+    found = [json.loads((workdir / t).read_text()) for t in PROBE_TARGETS]
+    expected_dirs = {str(cluster.nvme_root / f"job_{j['JobId']}" / "data") for j in probes}
+    assert {f["LOCAL_SCRATCH"] for f in found} == expected_dirs
+    assert all(f["source"] == "$LOCAL_SCRATCH" and f["path"] == f["LOCAL_SCRATCH"] for f in found)
+    assert all(f["written"] for f in found)
+    # Jobs without an NVMe request get no LOCAL_SCRATCH, as on Puhti.
+    plain = [j for rule, js in jobs.items() for j in js if "nvme" not in j.get("TresPerNode", "")]
+    assert plain and all(records[j["JobId"]] == "" for j in plain)
+
+
+def test_outputs_equal_a_local_run(slurm_run, local_run):
+    on_slurm = tree_digests(slurm_run[0] / "results")
+    local = tree_digests(local_run / "results")
+    assert on_slurm, "no outputs to compare"
+    assert on_slurm.keys() == local.keys()
+    differ = [name for name in local if local[name] != on_slurm[name]]
+    assert not differ, f"outputs differ between Slurm and local runs: {differ[:20]}"
+
+
+def test_a_missing_project_stops_before_any_job_is_submitted(cluster, tmp_path):
+    workdir = workflow_copy(tmp_path / "wf", probe=False)
+    env = {k: v for k, v in cluster.env.items() if k not in ("CSC_PROJECT", "SLURM_CONF")}
+    before = len(cluster.jobs())
+    proc = snakemake(workdir, "--profile", "profiles/slurm", *FAST, "all", env=env, timeout=300)
+    assert proc.returncode != 0
+    assert "$CSC_PROJECT" in proc.stdout + proc.stderr  # the unexpanded variable is named
+    assert len(cluster.jobs()) == before

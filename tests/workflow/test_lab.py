@@ -1,0 +1,71 @@
+"""The demo runs the storage lab: staging timings, the patch-load benchmark, charts, report."""
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from eolab.patchbench import RESULT_SCHEMA
+
+from .conftest import ROOT, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def _lab_config():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    lab = config["benchmark"]["patch_load"]
+    tiles = lab["tiles"] or config["sentinel2"]["tiles"]
+    return config, lab, tiles
+
+
+def test_demo_writes_the_patch_load_benchmark(demo_run):
+    config, lab, tiles = _lab_config()
+    year = config["sentinel2"]["year"]
+    for tile in tiles:
+        path = demo_run / "results" / "benchmark" / "patch_load" / f"{tile}_{year}.json"
+        doc = json.loads(path.read_text())
+        jsonschema.validate(doc, RESULT_SCHEMA)
+        assert doc["tile"] == tile and doc["repeats"] == lab["repeats"]
+        assert set(doc["results"]) == set(lab["storages"])
+        for per_format in doc["results"].values():
+            assert set(lab["formats"]) <= set(per_format)
+            for entry in per_format.values():
+                assert len(entry["durations"]) == lab["repeats"]
+        dates = config["fixtures"]["sentinel2"]["dates"]
+        assert doc["dates"] == dates
+
+
+def test_demo_writes_staging_timings_and_charts(demo_run):
+    config, lab, tiles = _lab_config()
+    year = config["sentinel2"]["year"]
+    stage = demo_run / "results" / "stage"
+    for tile in tiles:
+        for fmt in lab["formats"]:
+            for op in ("copy_temp", "upload_s3", "download_s3"):
+                doc = json.loads((stage / op / fmt / f"{tile}_{year}.json").read_text())
+                assert doc["format"] == fmt and doc["objects"] >= 1 and doc["bytes"] > 0
+        zipped = json.loads((stage / "zip_temp" / f"{tile}_{year}.json").read_text())
+        unzipped = json.loads((stage / "unzip_temp" / f"{tile}_{year}.json").read_text())
+        assert zipped["objects"] == unzipped["objects"] > 1  # every store file, and back
+        for name in ("file_sizes", "load_times", "throughput"):
+            png = demo_run / "results" / "report" / f"{name}_{tile}_{year}.png"
+            raw = png.read_bytes()
+            assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 10_000
+
+
+def test_snakemake_report_builds(demo_run):
+    out = demo_run / "results" / "report" / "report.html"
+    proc = run_snakemake(demo_run, "--report", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = out.read_text(errors="replace")
+    assert "load_times_" in html and "throughput_" in html and "file_sizes_" in html
+
+
+def test_bench_config_validates_and_plans():
+    proc = run_snakemake(
+        ROOT, "-n", "--quiet", "rules", "--configfile", "config/bench.yaml", timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "benchmark_patch_load" in proc.stdout + proc.stderr
