@@ -20,6 +20,7 @@ include: "rules/benchmark.smk"
 include: "rules/report.smk"
 include: "rules/chips.smk"
 include: "rules/benv2.smk"
+include: "rules/download.smk"
 
 
 rule all:

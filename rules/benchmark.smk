@@ -20,6 +20,7 @@ rule benchmark_patch_load:
     params:
         flags=patch_load_flags,
         storages=",".join(LAB["storages"]),
+        skip=f"--skip {','.join(LAB['skip'])}" if LAB["skip"] else "",
         repeats=LAB["repeats"],
         seed=LAB["seed"],
         size=LAB["patch_size_m"],
@@ -30,7 +31,7 @@ rule benchmark_patch_load:
         s3_log=log_path("benchmark_patch_load", "{tile}_{year}.s3server"),
     shell:
         "eolab bench patch-load {params.flags} --tile {wildcards.tile}"
-        " --year {wildcards.year} --storages {params.storages}"
+        " --year {wildcards.year} --storages {params.storages} {params.skip}"
         " --repeats {params.repeats} --seed {params.seed} --patch-size {params.size}"
         " --align {params.align} {params.drop} {params.baseline}"
         " --s3-log {params.s3_log:q} {params.options} --out {output.result:q} > {log} 2>&1"

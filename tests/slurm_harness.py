@@ -47,7 +47,8 @@ NODE = {"cpus": 40, "memory_mb": 382_000, "nvme_gb": 3600}
 
 
 class SlurmUnavailable(RuntimeError):
-    """Slurm cannot be run here; the message says why (tests skip with it)."""
+    """Slurm cannot be run here (not root, no packages, someone else's slurm.conf): tests skip
+    with this message. A Slurm that is installed but does not start is an error, not a skip."""
 
 
 def ensure_packages() -> None:
@@ -81,7 +82,7 @@ def _wait(what: str, check, timeout: float, logs: list[Path] = ()) -> None:
             return
         time.sleep(0.2)
     tails = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in logs if p.exists())
-    raise SlurmUnavailable(f"{what} not ready after {timeout:.0f} s\n{tails}")
+    raise RuntimeError(f"{what} not ready after {timeout:.0f} s\n{tails}")
 
 
 @dataclass
@@ -122,8 +123,8 @@ class SlurmCluster:
         self.stop()
 
     def start(self) -> None:
-        ensure_packages()
         try:
+            ensure_packages()
             self._write_config()
             self._claim_system_conf()
             self._start_munge()

@@ -243,6 +243,10 @@ class CubeGroup:
         self.staging = staging / zgroup.path
         self.data = zgroup[DATA]
 
+    def _array(self, name: str) -> zarr.Array:
+        """A time-indexed array (``data`` through its one handle, so its shape stays current)."""
+        return self.data if name == DATA else self.z[name]
+
     # state ---------------------------------------------------------------------------------
     @property
     def state(self) -> dict[str, Any]:
@@ -299,7 +303,7 @@ class CubeGroup:
         n = self.length
         changed = False
         for name in TIME_ARRAYS:
-            arr = self.z[name]
+            arr = self._array(name)
             if arr.shape[0] != n:
                 arr.resize((n, *arr.shape[1:]))
                 changed = True
@@ -355,7 +359,7 @@ class CubeGroup:
             tail = self._stage_from_store(committed[cut:], cut)
             self._write_state(cut, [*self.staged(), *tail])
             for name in TIME_ARRAYS:
-                arr = self.z[name]
+                arr = self._array(name)
                 arr.resize((cut, *arr.shape[1:]))
             pending.update({p.entry.product_id: p for p in tail})
             changed = True
@@ -670,7 +674,7 @@ def to_zarr(
     """
     spec = spec or CubeSpec()
     store = Path(store)
-    staging = Path(scratch) if scratch else staging_dir(store)
+    staging = (Path(scratch) if scratch else staging_dir(store)).resolve()
     infos: dict[str, decode.ProductInfo] = {}
     for path in safe_paths:  # parse each product once; keep only its small summary
         info = decode.product_info(safe.read_safe(path))

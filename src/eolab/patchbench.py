@@ -116,8 +116,25 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
-def compute_ratios(results: Mapping[str, Any], objects: Mapping[str, int]) -> dict[str, Any]:
-    """Per storage: eolab Zarr vs xarray baseline, zipped vs plain, sharded vs plain."""
+def data_object_count(ds: Dataset) -> int:
+    """Files holding pixel data: Zarr chunks or shards of ``data`` arrays, COGs, band JP2s, or
+    the zip; the rest are metadata and coordinate arrays (about 70 per Zarr store)."""
+    if ds.format in ("zarr", "zarr-sharded"):
+        return sum(1 for f in ds.files if "/data/c/" in f or "/data/c." in f)
+    if ds.format == "cog":
+        return sum(1 for f in ds.files if f.endswith(".tif"))
+    if ds.format == "safe":
+        return sum(1 for f in ds.files if "/IMG_DATA/" in f and f.endswith(".jp2"))
+    return len(ds.files)
+
+
+def compute_ratios(
+    results: Mapping[str, Any],
+    objects: Mapping[str, int],
+    data_objects: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """Per storage: eolab Zarr vs xarray baseline, zipped vs plain, sharded vs plain; and the
+    object-count ratios (all files, and data files only)."""
     out: dict[str, Any] = {}
     for storage, per_format in results.items():
         mean = {f: v["mean_durations"] for f, v in per_format.items()}
@@ -126,9 +143,12 @@ def compute_ratios(results: Mapping[str, Any], objects: Mapping[str, int]) -> di
             "zip_vs_zarr_time_ratio": ratio(mean.get("zarr-zip"), mean.get("zarr")),
             "sharded_vs_zarr_time_ratio": ratio(mean.get("zarr-sharded"), mean.get("zarr")),
         }
-    objects_ratio = ratio(objects.get("zarr"), objects.get("zarr-sharded"))
-    out["zarr_vs_sharded_object_ratio"] = objects_ratio
+    out["zarr_vs_sharded_object_ratio"] = ratio(objects.get("zarr"), objects.get("zarr-sharded"))
     out["zarr_vs_zip_object_ratio"] = ratio(objects.get("zarr"), objects.get("zarr-zip"))
+    if data_objects:
+        out["zarr_vs_sharded_data_object_ratio"] = ratio(
+            data_objects.get("zarr"), data_objects.get("zarr-sharded")
+        )
     return out
 
 
@@ -152,36 +172,58 @@ def check_targets(ratios: Mapping[str, Any]) -> dict[str, Any]:
     return report
 
 
+def plan(
+    formats: Sequence[str],
+    storages: Sequence[str],
+    skip: Sequence[str] = (),
+    baseline: bool = True,
+) -> list[tuple[str, str]]:
+    """The (storage, format) pairs to measure: every pair but ``skip`` ("s3:safe", ...), plus
+    the xarray baseline wherever plain Zarr is measured."""
+    skipped = set(skip)
+    unknown = skipped - {f"{s}:{f}" for s in storages for f in formats}
+    if unknown:
+        raise InputError(f"skip: {sorted(unknown)} name no measured storage:format pair")
+    pairs = [(s, f) for s in storages for f in formats if f"{s}:{f}" not in skipped]
+    if baseline:
+        pairs += [(s, BASELINE) for s, f in list(pairs) if f == "zarr"]
+    if not pairs:
+        raise InputError("nothing to measure: every storage:format pair is skipped")
+    return pairs
+
+
 @contextlib.contextmanager
 def _staged(
     datasets: Mapping[str, Dataset],
-    storages: Sequence[str],
+    needs: Mapping[str, set[str]],
     temp_root: Path | None,
     s3_config: S3Config | None,
     s3_log: Path | None,
     workers: int,
     keep_temp: bool,
 ) -> Iterator[tuple[dict[str, Dataset], Any, dict[str, Any]]]:
-    """Temp copies and S3 uploads this job reads from; yields (temp datasets, S3 access,
-    staging timings). Temp copies are removed on exit; a local S3 server is stopped."""
+    """Temp copies and S3 uploads of the formats each storage needs; yields (temp datasets,
+    S3 access, staging timings). Temp copies are removed on exit; a local S3 server stopped."""
     staging: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         temp: dict[str, Dataset] = {}
-        if "temp" in storages:
+        if needs.get("temp"):
             if temp_root is None:
                 raise InputError("storage temp: no temp folder given")
             area = stack.enter_context(scratch_area(temp_root, keep=keep_temp))
-            for fmt, ds in datasets.items():
-                temp[fmt], timing = copy_dataset(ds, area / fmt, workers)
+            for fmt in sorted(needs["temp"]):
+                temp[fmt], timing = copy_dataset(datasets[fmt], area / fmt, workers)
                 staging[f"copy_temp:{fmt}"] = timing.to_json()
         access = None
-        if "s3" in storages:
+        if needs.get("s3"):
             if s3_config is None:
                 raise InputError("storage s3: no S3 configuration given")
             access = stack.enter_context(s3_access(s3_config, s3_log))
             client = access.client(max(32, workers))
-            for fmt, ds in datasets.items():
-                timing = ensure_uploaded(ds, client, access.bucket, s3_config.key(fmt), workers)
+            for fmt in sorted(needs["s3"]):
+                timing = ensure_uploaded(
+                    datasets[fmt], client, access.bucket, s3_config.key(fmt), workers
+                )
                 staging[f"upload_s3:{fmt}"] = timing.to_json() if timing else "already uploaded"
         yield temp, access, staging
 
@@ -202,43 +244,41 @@ def run(
     drop_caches: bool = True,
     baseline: bool = True,
     keep_temp: bool = False,
+    skip: Sequence[str] = (),
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the benchmark and return the result document (see the module docstring)."""
     if repeats < 1:
         raise InputError(f"repeats must be at least 1, not {repeats}")
-    formats = list(datasets)
-    if "safe" in formats:  # the SAFE catalog comes from the network copy
-        catalog_root = datasets["safe"].root
-    else:
-        catalog_root = None
-    with _staged(datasets, storages, temp_root, s3_config, s3_log, workers, keep_temp) as (
-        temp,
-        access,
-        staging,
-    ):
+    pairs = plan(list(datasets), storages, skip, baseline)
+    needs: dict[str, set[str]] = {}
+    for storage, fmt in pairs:
+        needs.setdefault(storage, set()).add("zarr" if fmt == BASELINE else fmt)
+    # the SAFE catalog (band files, grids) comes from the network copy
+    catalog_root = datasets["safe"].root if "safe" in datasets else None
+    staged = _staged(datasets, needs, temp_root, s3_config, s3_log, workers, keep_temp)
+    with staged as (temp, access, staging):
         loaders: dict[tuple[str, str], Loader] = {}
         opened: dict[str, dict[str, float]] = {}
         try:
-            for storage in storages:
-                for fmt in formats + ([BASELINE] if baseline and "zarr" in formats else []):
-                    src_fmt = "zarr" if fmt == BASELINE else fmt
-                    ds = temp[src_fmt] if storage == "temp" else datasets[src_fmt]
-                    start = time.perf_counter()
-                    loaders[storage, fmt] = open_loader(
-                        src_fmt,
-                        storage,
-                        ds,
-                        tile,
-                        year,
-                        s3=access,
-                        s3_prefix=s3_config.key(src_fmt) if s3_config else "",
-                        catalog_root=catalog_root,
-                        workers=workers,
-                        baseline=fmt == BASELINE,
-                    )
-                    opened.setdefault(storage, {})[fmt] = time.perf_counter() - start
-            return _measure_all(
+            for storage, fmt in pairs:
+                src_fmt = "zarr" if fmt == BASELINE else fmt
+                ds = temp[src_fmt] if storage == "temp" else datasets[src_fmt]
+                start = time.perf_counter()
+                loaders[storage, fmt] = open_loader(
+                    src_fmt,
+                    storage,
+                    ds,
+                    tile,
+                    year,
+                    s3=access,
+                    s3_prefix=s3_config.key(src_fmt) if s3_config else "",
+                    catalog_root=catalog_root,
+                    workers=workers,
+                    baseline=fmt == BASELINE,
+                )
+                opened.setdefault(storage, {})[fmt] = time.perf_counter() - start
+            doc = _measure_all(
                 loaders,
                 datasets,
                 tile,
@@ -254,6 +294,8 @@ def run(
                 workers,
                 echo,
             )
+            doc["skipped"] = sorted(skip)
+            return doc
         finally:
             for loader in loaders.values():
                 loader.close()
@@ -324,8 +366,9 @@ def _measure_all(
         }
         results.setdefault(storage, {})[fmt] = entry
     objects = {fmt: len(ds.files) for fmt, ds in datasets.items()}
+    data_objects = {fmt: data_object_count(ds) for fmt, ds in datasets.items()}
     sizes = {fmt: ds.nbytes() for fmt, ds in datasets.items()}
-    ratios = compute_ratios(results, objects)
+    ratios = compute_ratios(results, objects, data_objects)
     dates = next(iter(results.values()))
     return {
         "schema_version": SCHEMA_VERSION,
@@ -341,6 +384,7 @@ def _measure_all(
         "storages": list(storages),
         "formats": list(datasets),
         "objects": objects,
+        "data_objects": data_objects,
         "dataset_bytes": sizes,
         "staging": staging,
         "page_cache": {

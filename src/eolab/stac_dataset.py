@@ -13,13 +13,17 @@ Pipeline (each step skips what a previous run already did):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import hashlib
+import json
 import os
+import shutil
 import time
 import urllib.parse
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +73,7 @@ class StacDatasetOptions:
     timeout: float = 60.0
     checksum_retries: int = 1
     s3_endpoint: str | None = None
+    s3_unsigned: bool = False
     reindex: bool = False
     common_min_items: int = 2
     progress: bool = True
@@ -169,6 +174,7 @@ class StacDatasetDownloader:
             timeout=(min(10.0, options.timeout), options.timeout),
             checksum_retries=options.checksum_retries,
             s3_endpoint=options.s3_endpoint,
+            s3_unsigned=options.s3_unsigned,
             pool_size=max(10, options.workers),
         )
         self.dataset = options.dataset or self._dataset_name()
@@ -186,7 +192,7 @@ class StacDatasetDownloader:
     def run(self) -> dict[str, Any]:
         t0 = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
-        with AssetDB(self.dir / DB_NAME) as db:
+        with run_lock(self.dir), AssetDB(self.dir / DB_NAME) as db:
             root, fingerprint = self.prepare_catalog(db)
             indexed = self.index(db, root, fingerprint)
             selection = db.select(self.options.filters)
@@ -203,9 +209,12 @@ class StacDatasetDownloader:
             }
             failures: list[tuple] = []
             if not self.options.catalog_only:
+                check_free_space(self.dir, db.selected_pending_bytes())
                 summary["download"] = self.download(db, selection.files)
                 failures = db.failed_selected()
                 self.write_errors(failures)
+            if "extract" in self.stats:
+                summary["extract"] = self.stats["extract"]
             summary["seconds"] = round(time.monotonic() - t0, 3)
             write_json(self.dir / SUMMARY_NAME, summary)
         if failures:
@@ -404,6 +413,33 @@ class StacDatasetDownloader:
             writer.writerows(failures)
 
 
+@contextlib.contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """Refuse a second run on the same dataset folder at the same time (it would race on the
+    part files and the database); the lock dies with the process."""
+    import fcntl
+
+    fh = open(folder / "_lock", "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise InputError(f"{folder}: another download is running in this folder") from exc
+        yield
+    finally:
+        fh.close()
+
+
+def check_free_space(folder: Path, needed: int, margin: float = 1.05) -> None:
+    """`DiskSpaceError` before starting when the known sizes do not fit on the disk."""
+    free = shutil.disk_usage(folder).free
+    if needed * margin > free:
+        raise DiskSpaceError(
+            f"{folder}: the selected files need {needed / 2**30:.2f} GiB (file:size), only "
+            f"{free / 2**30:.2f} GiB free; narrow the filters or free some space"
+        )
+
+
 def local_copy_ok(
     dest: Path, size: int | None, checksum: str | None, status: str, done_bytes: int | None
 ) -> bool:
@@ -434,6 +470,27 @@ def failure_message(failures: list[tuple], report: Path, show: int = 10) -> str:
         lines.append(f"  ... and {len(failures) - show} more")
     lines.append("Rerun the same command to retry them; finished files are kept.")
     return "\n".join(lines)
+
+
+def config_flags(entry: dict[str, Any]) -> str:
+    """Shell-quoted ``eolab download stac-dataset`` filter flags of one workflow config entry
+    (``download.stac_datasets.<name>``)."""
+    import shlex
+
+    flags = [f"--collection {shlex.quote(c)}" for c in entry.get("collections", [])]
+    if entry.get("assets"):
+        flags.append(f"--assets {shlex.quote(','.join(entry['assets']))}")
+    if entry.get("datetime"):
+        flags.append(f"--datetime {shlex.quote(entry['datetime'])}")
+    if entry.get("bbox"):
+        flags.append(f"--bbox {','.join(str(float(v)) for v in entry['bbox'])}")
+    if entry.get("intersects"):
+        value = entry["intersects"]
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        flags.append(f"--intersects {shlex.quote(text)}")
+    if entry.get("catalog_only"):
+        flags.append("--catalog-only")
+    return " ".join(flags)
 
 
 def download_stac_dataset(source: str, options: StacDatasetOptions) -> dict[str, Any]:

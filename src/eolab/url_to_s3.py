@@ -332,6 +332,20 @@ class S3Target:
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
 
+    def check_bucket(self) -> None:
+        """Fail once, clearly, before any link is fetched, when the bucket is not usable."""
+        import botocore.exceptions
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            raise RemoteError(
+                f"s3://{self.bucket}: bucket not found or not accessible (HTTP {status})"
+            ) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise RemoteError(f"s3://{self.bucket}: {exc}") from exc
+
     def describe(self, name: str) -> str:
         return f"s3://{self.bucket}/{self.key(name)}"
 
@@ -650,8 +664,10 @@ def transfer_links(
 
     workers = workers or min(len(links), 16)
     target = make_target(dest, s3_endpoint, pool_size=max(10, workers * 2))
-    if isinstance(target, S3Target) and part_size < S3_MIN_PART:
-        raise InputError(f"part size {part_size} is below S3's minimum of 5 MiB")
+    if isinstance(target, S3Target):
+        if part_size < S3_MIN_PART:
+            raise InputError(f"part size {part_size} is below S3's minimum of 5 MiB")
+        target.check_bucket()
     lock = threading.Lock()
     bar = tqdm(
         total=sum(lk.size or 0 for lk in links) or None,

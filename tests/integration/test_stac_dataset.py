@@ -7,6 +7,7 @@ moto_server serves s3:// hrefs.
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
@@ -371,3 +372,49 @@ def test_s3_hrefs_from_moto(s3_server, s3_client, tmp_path, monkeypatch):
         Fetcher(retry=FAST, s3_endpoint=s3_server.endpoint_url, checksum_retries=0).fetch(
             href, dest.parent / "c.tif"
         )
+
+
+def test_read_timeout_retried_and_content_md5_checked(served, server, tmp_path):
+    _, gen, _ = served
+    href, info = next((h, i) for h, i in gen["files"].items() if i["rel"].endswith("2/B02.tif"))
+    path = "/gen/files/" + info["rel"]
+    data = (served[2] / "gen" / "files" / info["rel"]).read_bytes()
+    fetcher = Fetcher(retry=FAST, timeout=(5.0, 0.2))
+    server.add_fault(path, Fault("stall", delay=1.0))
+    server.content_md5[path] = base64.b64encode(hashlib.md5(data).digest()).decode()
+    try:
+        res = fetcher.fetch(href, tmp_path / "a.tif")  # no catalog checksum given here
+        assert res.verified == "Content-MD5" and res.attempts == 2
+        assert len(server.requests_for(path)) == 2  # the stalled one timed out, then retried
+        server.content_md5[path] = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+        with pytest.raises(ChecksumMismatch, match="Content-MD5"):
+            fetcher.fetch(href, tmp_path / "b.tif")
+    finally:
+        server.content_md5.clear()
+
+
+def test_one_run_per_folder_and_disk_space_checked_first(served, server, tmp_path):
+    from eolab.errors import DiskSpaceError, InputError
+    from eolab.stac_dataset import run_lock
+
+    _, _, root = served
+    folder = tmp_path / "eolab_test_dataset"
+    folder.mkdir()
+    with run_lock(folder):  # a run in progress
+        with pytest.raises(InputError, match="another download is running"):
+            download_stac_dataset(str(root / "gen" / "catalog"), options(tmp_path))
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": "huge",
+        "collection": "c",
+        "bbox": [0, 0, 1, 1],
+        "geometry": None,
+        "properties": {"datetime": None},
+        "links": [],
+        "assets": {"data": {"href": f"{server.url}/huge.bin", "file:size": 10**18}},
+    }
+    (tmp_path / "huge.json").write_text(json.dumps(item))
+    with pytest.raises(DiskSpaceError, match="need .* GiB"):
+        download_stac_dataset(str(tmp_path / "huge.json"), options(tmp_path / "out"))
+    assert server.requests == []

@@ -223,3 +223,43 @@ def test_streamed_upload_memory_stays_bounded(http, tmp_path):
     # one 5 MiB part in flight (plus its copy) - not the 256 MiB body
     print(f"peak RSS MiB: {peaks}, growth {growth:.1f} MiB for a {big // MiB} MiB body")
     assert growth < 48, peaks
+
+
+def test_missing_bucket_fails_once_before_any_fetch(http, s3env):
+    s3_server, _ = s3env
+    url, _ = gen(http, 100, 9, "x.bin")
+    with pytest.raises(RemoteError, match="s3://nope-bucket: bucket not found"):
+        run([Link("x.bin", url)], "s3://nope-bucket/p", s3_server)
+    assert http.requests == []
+
+
+def test_cli_exits_1_naming_the_expired_link(http, s3env, tmp_path, capsys):
+    from eolab.cli import main
+
+    s3_server, _ = s3env
+    ok_url, _ = gen(http, 500, 10, "ok.bin")
+    bad_url, bad_path = gen(http, 500, 11, "gone.bin")
+    http.add_fault(bad_path, Fault("status", 403, times=None, body=EXPIRED_XML))
+    links = tmp_path / "links.json"
+    links.write_text(json.dumps({"ok.bin": ok_url, "gone.bin": bad_url + "?sig=x"}))
+    summary = tmp_path / "summary.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "transfer",
+                "urls-to-s3",
+                str(links),
+                "--dest",
+                "s3://xview2/cli",
+                "--s3-endpoint",
+                s3_server.endpoint_url,
+                "--no-progress",
+                "--summary",
+                str(summary),
+            ]
+        )
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "eolab: error: 1 of 2 link(s) failed" in err and "gone.bin" in err and "expired" in err
+    doc = json.loads(summary.read_text())
+    assert (doc["uploaded"], doc["failed"], doc["expired"]) == (1, 1, ["gone.bin"])

@@ -254,6 +254,7 @@ def test_global_normalisation_float16_bilinear(benv2_root, tmp_path):
             float16=True,
             resampling="bilinear",
             refmap_root=None,
+            store_compression="zstd",
         )
     )
     assert summary["done"] == 16
@@ -267,3 +268,86 @@ def test_global_normalisation_float16_bilinear(benv2_root, tmp_path):
     assert np.allclose(x.mean(axis=(0, 2, 3)), 0, atol=0.02)
     assert np.allclose(x.std(axis=(0, 2, 3)), 1, atol=0.02)
     assert z.attrs["global_stats"]["mean"] == norm["mean"]
+    with PatchStore(out / "zarr" / "train.zarr") as store:  # compressed chunks, fast path
+        assert store._fast and store._decompress
+        for i in range(len(store)):
+            assert np.array_equal(store.read(i), z["x"][i])
+
+
+def test_pending_deletions_recheck_outputs_before_deleting(fixture_copy, tmp_path):
+    out = tmp_path / "out"
+    first = convert(_opts(fixture_copy, out, store=False))  # verified, nothing deleted
+    meta = _meta(fixture_copy)
+    victim = meta.iloc[4]
+    npz = (
+        out
+        / "patches"
+        / victim.split
+        / victim.patch_id.rsplit("_", 2)[0]
+        / f"{victim.patch_id}.npz"
+    )
+    good = npz.read_bytes()
+    damaged = bytearray(good)
+    damaged[len(good) // 2] ^= 0xFF  # one flipped bit in a band: a member CRC no longer matches
+    npz.write_bytes(bytes(damaged))
+    second = convert(_opts(fixture_copy, out, store=False, delete_sources=True))
+    assert first["done"] == second["done"] == 16
+    assert second["deleted_pending_from_earlier_runs"] == 15 and second["converted_this_run"] == 1
+    assert npz.read_bytes() == good  # converted again from the sources, then they were deleted
+    assert not list((fixture_copy / "BigEarthNet-S2").rglob(f"{victim.patch_id}_*.tif"))
+    assert '"kind":"invalid"' in (out / "journal.jsonl").read_text()
+
+
+def test_a_bad_write_is_caught_by_the_read_back(benv2_root, tmp_path, monkeypatch):
+    from eolab.benv2 import convert as conv
+
+    opts = _opts(benv2_root, tmp_path / "out")
+    row = conv.plan(opts)[0]
+    cfg = {
+        "out_dir": str(opts.out_dir),
+        "s2_root": str(opts.s2_root),
+        "s1_root": str(opts.s1_root),
+        "refmap_root": str(opts.refmap_root),
+        "bands": list(opts.bands),
+        "resampling": "nearest",
+        "normalise": "patch",
+        "dtype": "float32",
+        "reader": "tifffile",
+        "min_s1_coverage": 0.9,
+    }
+    assert conv.convert_patch(row, cfg)["ok"]
+    # a disk that silently drops the end of a write
+    monkeypatch.setattr(conv, "write_atomic", lambda path, data: path.write_bytes(data[:-64]))
+    res = conv.convert_patch(row, cfg)
+    assert not res["ok"] and res["reason"] == "verify_failed" and "differ" in res["detail"]
+    assert not (opts.out_dir / conv.npz_relpath(row["split"], row["patch_id"])).exists()
+
+
+def test_a_value_error_is_caught_before_writing_is_trusted(benv2_root, tmp_path, monkeypatch):
+    from eolab.benv2 import convert as conv
+
+    opts = _opts(benv2_root, tmp_path / "out")
+    row = conv.plan(opts)[0]
+    cfg = {
+        "out_dir": str(opts.out_dir),
+        "s2_root": str(opts.s2_root),
+        "s1_root": str(opts.s1_root),
+        "refmap_root": None,
+        "bands": list(opts.bands),
+        "resampling": "nearest",
+        "normalise": "patch",
+        "dtype": "float16",
+        "reader": "tifffile",
+        "min_s1_coverage": 0.9,
+        "read_back": False,
+    }
+    real = conv.normalise
+
+    def broken(stack, mode, stats, dtype):
+        out = real(stack, mode, stats, dtype)
+        out[13, 7, 7] = np.nan  # one NaN in VH
+        return out
+
+    monkeypatch.setattr(conv, "normalise", broken)
+    res = conv.convert_patch(row, cfg)
+    assert not res["ok"] and res["reason"] == "verify_failed" and "s1_vh" in res["detail"]

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import rasterio
 
+from eolab.benv2.names import LABELS
 from eolab.fixtures import benv2 as fx
 from eolab.mgrs import tile_grid
 
@@ -97,7 +98,7 @@ def test_rasters_match_real_profile_per_band(fixture_root, meta, samples):
 def test_names_and_labels_follow_real_table(meta, samples):
     first = pq.ParquetFile(samples / "benv2" / fx.METADATA).read_row_group(0, columns=["labels"])
     real_labels = {label for labels in first.column(0).to_pylist() for label in labels}
-    assert set(fx.CLASSES) >= real_labels and len(fx.CLASSES) == 19
+    assert set(fx.CLASSES) >= real_labels and tuple(fx.CLASSES) == LABELS
     assert {label for labels in meta.labels for label in labels} <= set(fx.CLASSES)
     real_names = pq.ParquetFile(samples / "benv2" / fx.METADATA).read_row_group(
         0, columns=["patch_id"]

@@ -11,6 +11,7 @@ from eolab.patchbench import (
     check_targets,
     compare,
     compute_ratios,
+    plan,
     summarize,
 )
 from eolab.patchload import Grid, Patch, patch_geometry, random_patches
@@ -113,3 +114,19 @@ def test_window_rejects_misaligned_and_outside_patches():
         FULL["60m"].window(Patch(300030, 6800040, 5100))
     with pytest.raises(InputError, match="outside"):
         FULL["60m"].window(Patch(300000 + 109800 - 60, 6800040, 5100))
+
+
+def test_plan_skips_pairs_and_adds_the_baseline_where_zarr_is_read():
+    pairs = plan(["safe", "zarr"], ["network", "s3"], skip=["s3:safe"])
+    assert pairs == [
+        ("network", "safe"),
+        ("network", "zarr"),
+        ("s3", "zarr"),
+        ("network", "zarr-xarray"),
+        ("s3", "zarr-xarray"),
+    ]
+    assert ("s3", "zarr-xarray") not in plan(["safe", "zarr"], ["network", "s3"], ["s3:zarr"])
+    with pytest.raises(InputError, match="temp:cog"):
+        plan(["safe"], ["network"], ["temp:cog"])
+    with pytest.raises(InputError, match="nothing to measure"):
+        plan(["safe"], ["network"], ["network:safe"])

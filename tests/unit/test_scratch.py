@@ -76,9 +76,7 @@ def test_input_bytes_counts_files_folders_and_manifest_products(tmp_path):
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"products": "not a list"}))
     paths = [tmp_path / "a.bin", tmp_path / "s.zarr", manifest, other, tmp_path / "missing"]
-    expected = (
-        1000 + 500 + 123_456 + 4000 + manifest.stat().st_size + other.stat().st_size
-    )
+    expected = 1000 + 500 + 123_456 + 4000 + manifest.stat().st_size + other.stat().st_size
     assert input_bytes(paths) == expected
 
 

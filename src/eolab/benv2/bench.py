@@ -2,7 +2,9 @@
 
 1. Conversion patches/s on ``workers`` processes against *only reading the same TIFFs* with the
    same pool and reader (the limit of this machine for this input); raw byte reads of the same
-   files are reported too. Target: conversion >= 0.7 x the read-only rate.
+   files are reported too. Target: conversion >= 0.7 x the read-only rate. The streaming-
+   deletion mode (read-back of every npz, one syncfs per group commit, deletions) is measured
+   on a copy of the fixture and reported beside it. Ratios are per run, then the median.
 2. Training reads: random patches (all bands + labels), one reader process, from the sharded
    store (fast reader and zarr-python), from npz-per-patch, from the original TIFFs per patch
    (tifffile and rasterio, resampled + normalised like the store), and from a flat ``.npy``
@@ -72,6 +74,7 @@ def _cfg(opts: TilesOptions) -> dict[str, Any]:
         "dtype": opts.dtype,
         "reader": opts.reader,
         "min_s1_coverage": opts.min_s1_coverage,
+        "read_back": opts.reads_back,
     }
 
 
@@ -199,15 +202,16 @@ def run_benchmark(
         generate(fixture, patches=patches, seed=seed)
         write_json(marker, wanted)
 
-    def options(out: Path) -> TilesOptions:
+    def options(out: Path, root: Path = fixture, **kw: Any) -> TilesOptions:
         return TilesOptions(
-            s2_root=fixture / names.S2_DIR,
-            s1_root=fixture / names.S1_DIR,
+            s2_root=root / names.S2_DIR,
+            s1_root=root / names.S1_DIR,
             out_dir=out,
-            metadata=fixture / names.METADATA,
-            refmap_root=fixture / names.REFMAP_DIR,
+            metadata=root / names.METADATA,
+            refmap_root=root / names.REFMAP_DIR,
             workers=workers,
             progress=False,
+            **kw,
         )
 
     rows = plan(options(workdir / "out"))
@@ -218,13 +222,28 @@ def run_benchmark(
         opts = options(out)
         read = measure_read_only(opts, rows)  # also warms the page cache for the conversion
         summary = convert(opts)
+        # the streaming-deletion mode on a copy: read-back, syncfs group commits, deletions
+        copy = workdir / "fixture-copy"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(fixture, copy)
+        deleting = convert(
+            options(workdir / f"out-del-{r}", copy, delete_sources=True, store=False)
+        )
+        shutil.rmtree(workdir / f"out-del-{r}", ignore_errors=True)
+        shutil.rmtree(copy, ignore_errors=True)
+        convert_rate = summary["throughput_patches_per_s"]
+        delete_rate = deleting["throughput_patches_per_s"]
         runs.append(
             {
                 **read,
-                "convert_patches_per_s": summary["throughput_patches_per_s"],
+                "convert_patches_per_s": convert_rate,
+                "convert_delete_sources_patches_per_s": delete_rate,
+                "ratio_convert_vs_tiff_read": convert_rate / read["tiff_read_patches_per_s"],
+                "ratio_delete_vs_tiff_read": delete_rate / read["tiff_read_patches_per_s"],
                 "store_build_patches_per_s": summary["done"] / summary["timings_s"]["store_s"],
                 "timings_s": summary["timings_s"],
                 "output_bytes": summary["bytes_written"],
+                "deleted_mb": deleting["mb_deleted"],
             }
         )
     opts = options(workdir / f"out-{repeats - 1}")
@@ -233,7 +252,9 @@ def run_benchmark(
     med = {k: statistics.median(run[k] for run in runs) for k in runs[0] if k != "timings_s"}
     best_tiff = max(train["tiff_per_patch_tifffile"], train["tiff_per_patch_rasterio"])
     ratios = {
-        "convert_vs_tiff_read": med["convert_patches_per_s"] / med["tiff_read_patches_per_s"],
+        # per-run ratios (each pair measured back to back), then the median
+        "convert_vs_tiff_read": med["ratio_convert_vs_tiff_read"],
+        "convert_delete_sources_vs_tiff_read": med["ratio_delete_vs_tiff_read"],
         "store_vs_tiff_tifffile": train["store_fast_reader"] / train["tiff_per_patch_tifffile"],
         "store_vs_tiff_rasterio": train["store_fast_reader"] / train["tiff_per_patch_rasterio"],
         "store_vs_best_tiff": train["store_fast_reader"] / best_tiff,
@@ -283,8 +304,10 @@ def format_report(result: dict[str, Any]) -> str:
         f"{result['params']['workers']} workers, median of {result['params']['repeats']}",
         f"  read TIFFs only (limit)   {med['tiff_read_patches_per_s']:9.1f} patches/s",
         f"  raw bytes of the same     {med['raw_bytes_patches_per_s']:9.1f} patches/s",
-        f"  convert (npz+json+verify) {med['convert_patches_per_s']:9.1f} patches/s"
+        f"  convert (npz+json+checks) {med['convert_patches_per_s']:9.1f} patches/s"
         f"   ratio {ratios['convert_vs_tiff_read']:.2f} (target >= 0.7)",
+        f"  convert --delete-sources  {med['convert_delete_sources_patches_per_s']:9.1f} patches/s"
+        f"   ratio {ratios['convert_delete_sources_vs_tiff_read']:.2f} (read-back, syncfs, delete)",
         f"  build sharded stores      {med['store_build_patches_per_s']:9.1f} patches/s",
         "training reads (random patch + labels, one reader):",
     ]

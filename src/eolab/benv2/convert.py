@@ -19,7 +19,6 @@ import json
 import multiprocessing as mp
 import os
 import time
-import zlib
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -34,13 +33,20 @@ from eolab.benv2.transform import (
     Georef,
     align_s1,
     band_stats,
-    denormalise,
     multi_hot,
     normalise,
-    tolerance,
+    scale_offset,
+    tolerance_for,
     upsample,
 )
-from eolab.benv2.writers import decode_npz, encode_npz, write_atomic, write_sidecar
+from eolab.benv2.writers import (
+    check_npz_file,
+    decode_npz,
+    encode_npz,
+    npz_index_crc,
+    write_atomic,
+    write_sidecar,
+)
 from eolab.errors import ConfigError, DiskSpaceError, InputError
 
 GB = 1e9
@@ -82,8 +88,13 @@ class TilesOptions:
     stats_patches: int = 5000
     min_s1_coverage: float = 0.9
     reader: str = "tifffile"
+    read_back: bool | None = None  # None: read back exactly when sources are deleted
     progress: bool = True
     limit: int | None = None
+
+    @property
+    def reads_back(self) -> bool:
+        return self.delete_sources if self.read_back is None else self.read_back
 
     @property
     def dtype(self) -> str:
@@ -244,12 +255,14 @@ def convert_patch(row: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
             arrays["reference_map"] = src.refmap[0]
         npz_path.parent.mkdir(parents=True, exist_ok=True)
         data = encode_npz(arrays)
-        nbytes, crc = len(data), zlib.crc32(data)
+        nbytes, crc = len(data), npz_index_crc(data)
         write_atomic(npz_path, data)
         sidecar = _sidecar(row, bands, cfg, info, mode, stats, nbytes, crc)
         jbytes = write_sidecar(json_path, sidecar)
         try:
-            verify_npz(npz_path, data, raw, arrays, mode, stats, cfg["dtype"], bands)
+            check_values(npz_path, norm, raw, mode, stats, cfg["dtype"], bands)
+            if cfg.get("read_back", True):
+                verify_npz(npz_path, data, arrays, cfg["dtype"], bands)
         except PatchError:
             npz_path.unlink(missing_ok=True)
             json_path.unlink(missing_ok=True)
@@ -324,19 +337,51 @@ def _sidecar(row, bands, cfg, info, mode, stats, nbytes, crc) -> dict[str, Any]:
     }
 
 
-def verify_npz(
+def check_values(
     path: Path,
-    written: bytes | memoryview,
+    norm: np.ndarray,
     raw: np.ndarray,
-    arrays: dict[str, np.ndarray],
     mode: str,
     stats: dict[str, Any],
     dtype: str,
     bands: tuple[str, ...],
 ) -> None:
-    """Read the npz back from disk and check it: the bytes are those written, and the arrays
-    decoded from them have the right keys, shapes and dtype, are finite, and denormalise to the
-    (resampled, aligned) source within the dtype's rounding. PatchError otherwise."""
+    """The stored bands are finite and denormalise to the (resampled, aligned) source within
+    the dtype's rounding; PatchError("verify_failed") otherwise.
+
+    One product and two subtractions, then a max and a min per band: a NaN or inf anywhere
+    makes the error NaN or inf, which fails the comparison too.
+    """
+    n = len(bands)
+    scale, offset = scale_offset(mode, stats, n)
+    diff = np.multiply(norm, scale.astype(np.float32)[:, None, None], dtype=np.float32)
+    diff -= raw
+    diff += offset.astype(np.float32)[:, None, None]
+    flat = diff.reshape(n, -1)
+    err = np.maximum(flat.max(axis=1), -flat.min(axis=1))
+    lo, hi = raw.reshape(n, -1).min(axis=1), raw.reshape(n, -1).max(axis=1)
+    absmax = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float64)
+    tol = tolerance_for(absmax, mode, stats, dtype, n)
+    bad = np.flatnonzero(~(err <= tol))
+    if len(bad):
+        i = int(bad[0])
+        raise PatchError(
+            "verify_failed",
+            f"{path}: {names.npz_key(bands[i])} differs from the source by {err[i]:.6g} "
+            f"> {tol[i]:.3g} (or is not finite)",
+        )
+
+
+def verify_npz(
+    path: Path,
+    written: bytes,
+    arrays: dict[str, np.ndarray],
+    dtype: str,
+    bands: tuple[str, ...],
+) -> None:
+    """Read the npz back from disk: its bytes must be exactly those written and decode to the
+    expected keys, shapes and dtypes (so the decoded bands are the arrays ``check_values``
+    checked); PatchError("verify_failed") otherwise."""
     try:
         on_disk = path.read_bytes()
     except OSError as exc:
@@ -347,26 +392,14 @@ def verify_npz(
         loaded = decode_npz(on_disk)
     except Exception as exc:
         raise PatchError("verify_failed", f"{path}: not a readable npz ({exc})") from exc
-    if set(loaded) != set(arrays):
+    if list(loaded) != list(arrays):
         raise PatchError("verify_failed", f"{path}: keys {sorted(loaded)} != {sorted(arrays)}")
-    keys = [names.npz_key(b) for b in bands]
-    for key in keys:
-        a = loaded[key]
+    for band in bands:
+        a = loaded[names.npz_key(band)]
         if a.shape != (names.PATCH_PX, names.PATCH_PX) or a.dtype != np.dtype(dtype):
-            raise PatchError("verify_failed", f"{path}: {key} is {a.dtype} {a.shape}")
-    stack = np.stack([loaded[k] for k in keys])
-    if not np.isfinite(stack).all():
-        raise PatchError("verify_failed", f"{path}: NaN or inf in the bands")
-    restored = denormalise(stack, mode, stats, dtype="float32")
-    err = np.abs(restored - raw).reshape(len(keys), -1).max(axis=1)
-    tol = tolerance(raw, mode, stats, dtype)
-    bad = np.flatnonzero(err > tol)
-    if len(bad):
-        i = int(bad[0])
-        raise PatchError(
-            "verify_failed",
-            f"{path}: {keys[i]} differs from the source by {err[i]:.6g} > {tol[i]:.3g}",
-        )
+            raise PatchError(
+                "verify_failed", f"{path}: {names.npz_key(band)} is {a.dtype} {a.shape}"
+            )
     for key in ("labels", "reference_map"):
         if key in arrays and not np.array_equal(loaded[key], arrays[key]):
             raise PatchError("verify_failed", f"{path}: {key} differs from the source")
@@ -486,6 +519,10 @@ def _check_options(opts: TilesOptions) -> None:
         (opts.shard_patches >= 1, "--shard_patches must be >= 1"),
         (opts.min_free_gb >= 0, "--min_free_gb must be >= 0"),
         (opts.target_gb is None or opts.target_gb > 0, "--target_gb must be > 0"),
+        (
+            not (opts.delete_sources and opts.read_back is False),
+            "--delete-sources needs the read-back verification (drop --no-read-back)",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -571,7 +608,10 @@ class _Run:
             for r in self.pending
         ]
         self.journal.append(records)
-        self.journal.sync()
+        if self.opts.delete_sources:  # durable before anything is deleted
+            self.journal.sync()
+        else:  # a lost line only means a patch is converted again
+            self.journal.flush()
         self.verified.update((r["id"], r) for r in records)
         deleted = []
         for rec in self.pending:
@@ -581,7 +621,7 @@ class _Run:
             self.log(rec, freed / 1e6)
         if deleted:
             self.journal.append(deleted)
-            self.journal.sync()
+            self.journal.flush()  # a lost "deleted" line only repeats a harmless deletion
         self.log_fh.flush()
         self.pending.clear()
 
@@ -659,7 +699,7 @@ def convert(
 
     from eolab.benv2.guard import DiskGuard, free_gb_on
     from eolab.benv2.journal import Journal
-    from eolab.benv2.writers import file_crc32, remove_stale_tmp
+    from eolab.benv2.writers import remove_stale_tmp
 
     t0 = time.perf_counter()
     opts.out_dir = Path(opts.out_dir)
@@ -700,6 +740,7 @@ def convert(
         "dtype": opts.dtype,
         "reader": opts.reader,
         "min_s1_coverage": opts.min_s1_coverage,
+        "read_back": opts.reads_back,
     }
     status = "complete"
     error: DiskSpaceError | None = None
@@ -721,7 +762,11 @@ def convert(
             for pid in done:
                 run.s1_users[run.rows[pid]["s1_name"]] -= 1
             t = time.perf_counter()
-            _finish_pending_deletions(run, done, state, file_crc32)
+            for pid in _finish_pending_deletions(run, done, state):
+                del done[pid]
+                run.s1_users[run.rows[pid]["s1_name"]] += 1
+                todo.append(run.rows[pid])
+            bar.total = len(todo)
             status, error = _convert_loop(run, pool, todo, done)
             run.flush()
             timings["convert_s"] = time.perf_counter() - t
@@ -754,24 +799,29 @@ def _remove_stale_store_tmp(zroot: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
 
 
-def _finish_pending_deletions(run: _Run, done, state, file_crc32) -> None:
-    """Delete sources whose outputs an earlier run verified but did not get to delete."""
+def _finish_pending_deletions(run: _Run, done, state) -> list[str]:
+    """Delete sources whose outputs an earlier run verified but did not get to delete.
+
+    Returns the ids whose output changed since (they are converted again; sources kept)."""
     if not run.opts.delete_sources:
-        return
+        return []
+    invalid = []
     pending = [pid for pid in done if pid not in state.deleted]
     records = []
     for pid in pending:
         rec = done[pid]
-        size, crc = file_crc32(run.opts.out_dir / rec["npz"])
-        if (size, crc) != (rec["npz_bytes"], rec["crc32"]):
-            run.journal.append([{"kind": "invalid", "id": pid, "reason": "checksum changed"}])
+        problem = check_npz_file(run.opts.out_dir / rec["npz"], rec["npz_bytes"], rec["crc32"])
+        if problem:  # the output changed since it was verified: keep the sources, redo it
+            run.journal.append([{"kind": "invalid", "id": pid, "reason": problem}])
+            invalid.append(pid)
             continue
         freed = run.delete_sources(pid)
         records.append({"kind": "deleted", "id": pid, "bytes": freed})
     if records:
         run.journal.append(records)
-        run.journal.sync()
+    run.journal.sync()
     run.counts["deleted_pending"] += len(records)
+    return invalid
 
 
 def _convert_loop(run: _Run, pool, todo, done) -> tuple[str, DiskSpaceError | None]:
@@ -784,7 +834,7 @@ def _convert_loop(run: _Run, pool, todo, done) -> tuple[str, DiskSpaceError | No
     status, error = "complete", None
     exhausted = False
     while True:
-        while not exhausted and status == "complete" and len(inflight) < 2 * max(1, opts.workers):
+        while not exhausted and status == "complete" and len(inflight) < 4 * max(1, opts.workers):
             if target is not None and previous + run.bytes_written >= target:
                 status = "target_reached"
                 break
@@ -810,7 +860,13 @@ def _convert_loop(run: _Run, pool, todo, done) -> tuple[str, DiskSpaceError | No
 
 
 def _build_stores(opts: TilesOptions, rows, done, pool) -> dict[str, Any]:
-    """One sharded Zarr store per split from the verified npz files, and the patch table."""
+    """One sharded Zarr store per split from the verified npz files, and the patch table.
+
+    Every split's shards are written concurrently (one task per shard), each store under a
+    temporary name that is renamed into place once complete. A store whose content (patch ids
+    and output checksums) is unchanged is kept.
+    """
+    import contextlib
     import shutil
 
     from eolab.atomic import atomic_path
@@ -820,20 +876,23 @@ def _build_stores(opts: TilesOptions, rows, done, pool) -> dict[str, Any]:
     zroot = opts.out_dir / "zarr"
     zroot.mkdir(exist_ok=True)
     table_rows = []
-    for split in names.SPLITS:
-        members = [r for r in rows if r["split"] == split and r["patch_id"] in done]
-        dest = zroot / f"{split}.zarr"
-        if not members:
-            if dest.exists():
-                shutil.rmtree(dest)
-            continue
-        content = _content_id(members, done)
-        for i, r in enumerate(members):
-            table_rows.append({**r, "index": i, "npz": done[r["patch_id"]]["npz"]})
-        if dest.is_dir() and _store_content_id(dest) == content:
-            info[split] = {"path": str(dest), "patches": len(members), "rebuilt": False}
-            continue
-        with atomic_path(dest) as tmp:
+    builds = []
+    with contextlib.ExitStack() as stack:
+        for split in names.SPLITS:
+            members = [r for r in rows if r["split"] == split and r["patch_id"] in done]
+            dest = zroot / f"{split}.zarr"
+            if not members:
+                if dest.exists():
+                    shutil.rmtree(dest)
+                continue
+            content = _content_id(members, done)
+            for i, r in enumerate(members):
+                table_rows.append({**r, "index": i, "npz": done[r["patch_id"]]["npz"]})
+            rebuilt = not (dest.is_dir() and _store_content_id(dest) == content)
+            info[split] = {"path": str(dest), "patches": len(members), "rebuilt": rebuilt}
+            if not rebuilt:
+                continue
+            tmp = stack.enter_context(atomic_path(dest))
             create_store(
                 tmp,
                 n=len(members),
@@ -858,9 +917,9 @@ def _build_stores(opts: TilesOptions, rows, done, pool) -> dict[str, Any]:
                 )
                 for i in range(0, len(members), shard)
             ]
-            shard_stats = [job.result() for job in jobs]
-            write_table(tmp, _table_arrays(opts, members, shard_stats))
-        info[split] = {"path": str(dest), "patches": len(members), "rebuilt": True}
+            builds.append((tmp, members, jobs))
+        for tmp, members, jobs in builds:
+            write_table(tmp, _table_arrays(opts, members, [job.result() for job in jobs]))
     _write_patch_table(opts.out_dir / "patches.parquet", table_rows)
     return info
 

@@ -115,6 +115,11 @@ class Journal:
         for rec in records:
             self._fh.write(json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n")
 
+    def flush(self) -> None:
+        """Hand the records to the OS (survives a kill, not a power cut)."""
+        if self._fh is not None:
+            self._fh.flush()
+
     def sync(self) -> None:
         """Flush and fsync the journal."""
         if self._fh is not None:

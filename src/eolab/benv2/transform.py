@@ -134,15 +134,16 @@ def align_s1(
 def band_stats(stack: np.ndarray) -> dict[str, np.ndarray]:
     """Per-band min, max, mean, std (float64) of a (bands, h, w) stack."""
     flat = stack.reshape(stack.shape[0], -1)
+    # min/max are exact; mean/std (informative in patch mode) use numpy's pairwise float32 sums
     return {
         "min": flat.min(axis=1).astype(np.float64),
         "max": flat.max(axis=1).astype(np.float64),
-        "mean": flat.mean(axis=1, dtype=np.float64),
-        "std": flat.std(axis=1, dtype=np.float64),
+        "mean": flat.mean(axis=1).astype(np.float64),
+        "std": flat.std(axis=1).astype(np.float64),
     }
 
 
-def _scale_offset(mode: str, stats: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+def scale_offset(mode: str, stats: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
     """``normalised = (x - offset) / scale`` per band."""
     if mode == "patch":
         scale = stats["max"] - stats["min"]
@@ -162,7 +163,7 @@ def normalise(
 
     Computed in float32 (the source values, uint16 DN or float32 dB, are exact in float32).
     """
-    scale, offset = _scale_offset(mode, stats, stack.shape[0])
+    scale, offset = scale_offset(mode, stats, stack.shape[0])
     out = np.subtract(stack, offset.astype(np.float32)[:, None, None], dtype=np.float32)
     out *= (1.0 / scale).astype(np.float32)[:, None, None]
     return out.astype(dtype, copy=False)
@@ -179,7 +180,7 @@ def denormalise(
 
     With float32 outputs rounding the S2 bands gives the source DN back exactly.
     """
-    scale, offset = _scale_offset(mode, stats, normalised.shape[0])
+    scale, offset = scale_offset(mode, stats, normalised.shape[0])
     out = normalised.astype(dtype) * scale.astype(dtype)[:, None, None]
     out += offset.astype(dtype)[:, None, None]
     if integer_bands is not None:
@@ -196,8 +197,16 @@ def tolerance(expected: np.ndarray, mode: str, stats: dict[str, Any], dtype: str
     ``denormalise`` adds a few float32 ulps of the same magnitudes.
     """
     n = expected.shape[0]
-    scale, offset = _scale_offset(mode, stats, n)
-    magnitude = np.abs(expected.reshape(n, -1)).max(axis=1) + np.abs(offset) + scale
+    absmax = np.abs(expected.reshape(n, -1)).max(axis=1).astype(np.float64)
+    return tolerance_for(absmax, mode, stats, dtype, n)
+
+
+def tolerance_for(
+    absmax: np.ndarray, mode: str, stats: dict[str, Any], dtype: str, n: int
+) -> np.ndarray:
+    """``tolerance`` from the per-band largest |x| (when it is known already)."""
+    scale, offset = scale_offset(mode, stats, n)
+    magnitude = absmax + np.abs(offset) + scale
     eps = float(np.finfo(np.dtype(dtype)).eps)
     eps32 = float(np.finfo(np.float32).eps)
     return (eps + 4 * eps32) * magnitude + 1e-9

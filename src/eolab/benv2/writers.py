@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import os
+import struct
 import zlib
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,68 @@ def write_atomic(path: Path, data: bytes | memoryview) -> None:
         raise
 
 
-def encode_npz(arrays: dict[str, np.ndarray]) -> memoryview:
-    """The bytes of an uncompressed ``.npz`` (fast to write and to read back)."""
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getbuffer()
+def encode_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    """The bytes of an uncompressed ``.npz`` (a STORED zip of ``.npy`` members).
+
+    Equivalent to ``np.savez`` (``np.load`` and ``zipfile`` read it; tested) but built in one
+    pass: per-member ``.npy`` headers are cached by dtype and shape, and the only work per byte
+    is one CRC-32 and one copy. ``np.savez`` costs several times more on 16 small members.
+    """
+    parts: list[bytes | memoryview] = []
+    central: list[bytes] = []
+    offset = 0
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        if not arr.flags.c_contiguous:
+            arr = arr.copy(order="C")
+        header = _npy_header_bytes(arr.dtype.str, arr.shape)
+        data = arr.reshape(-1).view(np.uint8).data if arr.size else b""
+        crc = zlib.crc32(data, zlib.crc32(header))
+        size = len(header) + len(data)
+        fname = f"{name}.npy".encode()
+        local = struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, crc, size, size, len(fname), 0
+        )
+        parts += [local, fname, header, data]
+        central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                0,
+                0,
+                0x21,
+                crc,
+                size,
+                size,
+                len(fname),
+                0,
+                0,
+                0,
+                0,
+                0o100644 << 16,
+                offset,
+            )  # fmt: skip
+            + fname
+        )
+        offset += len(local) + len(fname) + size
+    directory = b"".join(central)
+    end = struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), len(directory), offset, 0
+    )
+    return b"".join([*parts, directory, end])
+
+
+@functools.lru_cache(maxsize=64)
+def _npy_header_bytes(descr: str, shape: tuple[int, ...]) -> bytes:
+    """The ``.npy`` magic and header (format 1.0) of a C-ordered array."""
+    fh = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        fh, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    return fh.getvalue()
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> tuple[int, int]:
@@ -48,8 +106,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> tuple[int, int]:
 
 
 def write_sidecar(path: Path, obj: dict[str, Any]) -> int:
-    """Atomically write a JSON sidecar; returns its size."""
-    data = (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+    """Atomically write a JSON sidecar (one line: the C encoder); returns its size."""
+    data = (json.dumps(obj, sort_keys=True) + "\n").encode()
     write_atomic(path, data)
     return len(data)
 
@@ -61,7 +119,6 @@ def decode_npz(data: bytes) -> dict[str, np.ndarray]:
     format module (parsed headers are cached: every band has the same one); several times
     cheaper than ``np.load`` on 16 small members. Compressed members fall back to ``np.load``.
     """
-    import struct
     import zipfile
 
     out = {}
@@ -102,14 +159,34 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def file_crc32(path: Path) -> tuple[int, int]:
-    """(size, crc32) of a file, read in 1 MiB blocks."""
-    crc, size = 0, 0
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            crc = zlib.crc32(block, crc)
-            size += len(block)
-    return size, crc
+def npz_index_crc(data: bytes) -> int:
+    """CRC-32 of a zip's central directory and end record.
+
+    The directory holds every member's CRC-32 and size, so this identifies the content without
+    a second pass over the data; ``check_npz_file`` re-checks the members themselves.
+    """
+    directory = struct.unpack_from("<I", data, len(data) - 22 + 16)[0]
+    return zlib.crc32(memoryview(data)[directory:])
+
+
+def check_npz_file(path: Path, size: int, index_crc: int) -> str | None:
+    """None when the npz on disk still has its size, index and member CRCs; else the reason."""
+    import zipfile
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"unreadable ({exc})"
+    if len(data) != size:
+        return f"size {len(data)} != {size}"
+    if npz_index_crc(data) != index_crc:
+        return "zip index changed"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            bad = zf.testzip()
+    except zipfile.BadZipFile as exc:
+        return f"not a zip ({exc})"
+    return f"member {bad} fails its CRC-32" if bad else None
 
 
 def remove_stale_tmp(root: Path) -> int:

@@ -99,7 +99,9 @@ def in_row_bands(n_rows: int, func: Callable[[slice], None], min_rows: int = 8) 
         return
     edges = np.linspace(0, n_rows, n + 1).astype(int)
     with ThreadPoolExecutor(n) as pool:
-        for done in [pool.submit(func, slice(a, b)) for a, b in zip(edges[:-1], edges[1:])]:
+        for done in [
+            pool.submit(func, slice(a, b)) for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]:
             done.result()
 
 

@@ -186,6 +186,12 @@ def benv2() -> None:
     "--reader", type=click.Choice(["tifffile", "rasterio"]), default="tifffile", show_default=True
 )
 @click.option(
+    "--read-back/--no-read-back",
+    "read_back",
+    default=None,
+    help="Read each npz back from disk and check its bytes [default: when --delete-sources].",
+)
+@click.option(
     "--batch",
     type=click.IntRange(1),
     default=4,
@@ -232,6 +238,7 @@ def tiles(
     shard_patches,
     store_compression,
     min_s1_coverage,
+    read_back,
     reader,
     batch,
     commit_every,
@@ -290,6 +297,7 @@ def tiles(
         store_compression=store_compression,
         min_s1_coverage=min_s1_coverage,
         reader=reader,
+        read_back=read_back,
         limit=limit,
         batch=batch,
         commit_every=commit_every,

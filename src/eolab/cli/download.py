@@ -67,6 +67,9 @@ def download() -> None:
 @click.option(
     "--s3-endpoint", default=None, envvar="AWS_ENDPOINT_URL", help="Endpoint for s3:// hrefs."
 )
+@click.option(
+    "--s3-no-sign-request", is_flag=True, help="Read s3:// hrefs of public buckets unsigned."
+)
 @click.option("--reindex", is_flag=True, help="Walk the catalog again even if unchanged.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def stac_dataset(
@@ -84,6 +87,7 @@ def stac_dataset(
     timeout,
     checksum_retries,
     s3_endpoint,
+    s3_no_sign_request,
     reindex,
     no_progress,
 ) -> None:
@@ -105,6 +109,7 @@ def stac_dataset(
         timeout=timeout,
         checksum_retries=checksum_retries,
         s3_endpoint=s3_endpoint,
+        s3_unsigned=s3_no_sign_request,
         reindex=reindex,
         progress=not no_progress,
     )

@@ -295,6 +295,11 @@ def unzip(fmt, entry, tile, year, timing, **kw) -> None:
     show_default=True,
     help="Also time xarray.open_zarr(..).isel(..).load() on the Zarr store.",
 )
+@click.option(
+    "--skip",
+    default="",
+    help="Comma-separated storage:format pairs to leave out, e.g. s3:safe,s3:cog.",
+)
 @click.option("--keep-temp", is_flag=True, help="Keep the temp copies (for debugging).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
 @storage_options
@@ -313,6 +318,7 @@ def patch_load(
     align,
     drop_caches,
     baseline,
+    skip,
     keep_temp,
     out,
     **kw,
@@ -357,6 +363,7 @@ def patch_load(
         drop_caches=drop_caches,
         baseline=baseline,
         keep_temp=keep_temp,
+        skip=[p.strip() for p in skip.split(",") if p.strip()],
         echo=click.echo,
     )
     if "s3" in chosen:

@@ -405,6 +405,13 @@ class AssetDB:
                 results,
             )
 
+    def selected_pending_bytes(self) -> int:
+        """Known bytes (file:size) of the selected files that are not downloaded yet."""
+        return self.conn.execute(
+            "SELECT COALESCE(SUM(f.size), 0) FROM temp.selection s JOIN files f "
+            "ON f.pk = s.file_pk WHERE f.status != 'done'"
+        ).fetchone()[0]
+
     def failed_selected(self) -> list[tuple]:
         return self.conn.execute(
             "SELECT f.dest, f.href, f.error, f.http_status, f.attempts FROM temp.selection s "

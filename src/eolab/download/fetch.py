@@ -186,6 +186,7 @@ class Fetcher:
         checksum_retries: int = 1,
         s3_endpoint: str | None = None,
         s3_client_kwargs: dict[str, Any] | None = None,
+        s3_unsigned: bool = False,
         pool_size: int = 32,
         chunk_size: int = CHUNK,
         sleep: Callable[[float], None] = time.sleep,
@@ -195,6 +196,7 @@ class Fetcher:
         self.checksum_retries = checksum_retries
         self.s3_endpoint = s3_endpoint
         self.s3_client_kwargs = dict(s3_client_kwargs or {})
+        self.s3_unsigned = s3_unsigned
         self.pool_size = pool_size
         self.chunk_size = chunk_size
         self.sleep = sleep
@@ -254,7 +256,9 @@ class Fetcher:
         """One boto3 S3 client shared by all threads (boto3 clients are thread-safe)."""
         with self._s3_lock:
             if self._s3 is None:
-                self._s3 = make_s3_client(self.s3_endpoint, self.pool_size, self.s3_client_kwargs)
+                self._s3 = make_s3_client(
+                    self.s3_endpoint, self.pool_size, self.s3_client_kwargs, self.s3_unsigned
+                )
             return self._s3
 
     # --- documents -----------------------------------------------------------------------
@@ -575,18 +579,24 @@ def local_path(href: str) -> str:
 
 
 def make_s3_client(
-    endpoint_url: str | None = None, pool_size: int = 32, extra: dict[str, Any] | None = None
+    endpoint_url: str | None = None,
+    pool_size: int = 32,
+    extra: dict[str, Any] | None = None,
+    unsigned: bool = False,
 ):
     """A boto3 S3 client for downloads and uploads.
 
     Checksums are only sent/validated when S3 requires them: botocore >= 1.36 adds CRC32 by
     default, which some S3-compatible stores (older Ceph RGW, e.g. CSC Allas) reject. Retries are
     left to botocore's standard mode for calls that are not part of our own retry loop.
+    ``unsigned`` reads public buckets without credentials (like ``aws --no-sign-request``).
     """
     import boto3
+    from botocore import UNSIGNED
     from botocore.config import Config
 
     config = Config(
+        signature_version=UNSIGNED if unsigned else None,
         max_pool_connections=pool_size,
         retries={"mode": "standard", "max_attempts": 3},
         request_checksum_calculation="when_required",

@@ -62,9 +62,10 @@ def generated_sha256(size: int, seed: int) -> str:
 
 @dataclass
 class Fault:
-    """One injected fault. ``kind``: ``status`` (answer ``status`` with ``headers``), ``cut``
-    (close the connection after ``after`` body bytes), ``corrupt`` (flip every byte). ``times``
-    = how many requests it applies to (None = all)."""
+    """One injected fault. ``kind``: ``status`` (answer ``status`` with ``headers`` and
+    ``body``), ``cut`` (close the connection after ``after`` body bytes), ``corrupt`` (flip every
+    byte), ``stall`` (send the headers, then wait ``delay`` seconds before the body). ``times`` =
+    how many requests it applies to (None = all)."""
 
     kind: str
     status: int = 500
@@ -72,6 +73,7 @@ class Fault:
     after: int = 0
     times: int | None = 1
     body: bytes | None = None
+    delay: float = 0.0
 
 
 @dataclass
@@ -173,6 +175,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if head or not length:
             return
+        if fault is not None and fault.kind == "stall":
+            time.sleep(fault.delay)
         limit = fault.after if fault is not None and fault.kind == "cut" else None
         sent = 0
         for chunk in self._chunks(source, size, start, end):
