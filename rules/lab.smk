@@ -138,6 +138,7 @@ def patch_load_inputs(wildcards):
         deps["uploaded"] = [
             stage_timing("upload_s3", fmt, wildcards.tile, wildcards.year)
             for fmt in LAB_FORMATS
+            if f"s3:{fmt}" not in LAB["skip"]
         ]
     return deps
 

@@ -237,6 +237,7 @@ def products_to_cog(
     """Convert many products; optionally write a listing JSON (paths relative to its folder)."""
     from tqdm import tqdm
 
+    Path(outdir).mkdir(parents=True, exist_ok=True)
     docs = [
         product_to_cog(p, outdir, options, workers)
         for p in tqdm(list(safe_paths), desc="cog", unit="product", disable=not progress)

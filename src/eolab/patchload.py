@@ -204,9 +204,6 @@ class Loader:
     def load(self, patch: Patch) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def clear_cache(self) -> None:
-        """Forget anything cached in this process from earlier loads (before a timed load)."""
-
     def close(self) -> None:
         pass
 
@@ -234,7 +231,6 @@ class _EnvPool:
     """
 
     def __init__(self, workers: int, env_factory: Callable[[], Any]) -> None:
-        self._local = threading.local()
         self._envs: list[Any] = []
         self._lock = threading.Lock()
         self.pool = ThreadPoolExecutor(

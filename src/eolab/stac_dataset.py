@@ -213,8 +213,7 @@ class StacDatasetDownloader:
                 summary["download"] = self.download(db, selection.files)
                 failures = db.failed_selected()
                 self.write_errors(failures)
-            if "extract" in self.stats:
-                summary["extract"] = self.stats["extract"]
+            summary.update(self.stats)  # extraction counts, an archive check that failed
             summary["seconds"] = round(time.monotonic() - t0, 3)
             write_json(self.dir / SUMMARY_NAME, summary)
         if failures:
@@ -273,7 +272,8 @@ class StacDatasetDownloader:
                 return None
             h = resp.headers
             return f"{h.get('ETag')}|{h.get('Last-Modified')}|{h.get('Content-Length')}"
-        except Exception:  # offline or refused: the caller keeps the copy it has
+        except Exception as exc:  # offline or refused: the caller keeps the copy it has
+            self.stats["archive_check"] = f"could not ask {url}: {type(exc).__name__}: {exc}"
             return None
 
     def index(self, db: AssetDB, root: str, fingerprint: str) -> bool:

@@ -30,6 +30,8 @@ from eolab.products import read_manifest
 
 FORMATS = ("safe", "cog", "zarr", "zarr-sharded", "zarr-zip")
 MULTIPART_CHUNK = 16 * 1024 * 1024
+#: Parts of one large file moved at once (files themselves move ``workers`` at a time).
+PART_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -166,13 +168,14 @@ def copy_dataset(ds: Dataset, dest_root: Path, workers: int = 8) -> tuple[Datase
 
 def upload_dataset(ds: Dataset, client: Any, bucket: str, prefix: str, workers: int = 8) -> Timing:
     """Upload every file of ``ds`` to ``s3://bucket/prefix/<rel>``: files in parallel, each
-    large file as a parallel multipart upload."""
+    large file as a parallel multipart upload (``client`` should pool
+    ``s3_connections(workers)`` connections)."""
     from boto3.s3.transfer import TransferConfig
 
     config = TransferConfig(
         multipart_threshold=MULTIPART_CHUNK,
         multipart_chunksize=MULTIPART_CHUNK,
-        max_concurrency=workers,
+        max_concurrency=PART_CONCURRENCY,
     )
 
     def one(rel: str) -> int:
@@ -203,7 +206,7 @@ def download_dataset(
     config = TransferConfig(
         multipart_threshold=MULTIPART_CHUNK,
         multipart_chunksize=MULTIPART_CHUNK,
-        max_concurrency=workers,
+        max_concurrency=PART_CONCURRENCY,
     )
     dest_root = Path(dest_root)
     for parent in {str(Path(f).parent) for f in ds.files}:
@@ -225,6 +228,11 @@ def download_dataset(
         workers,
     )
     return ds.relocated(dest_root), timing
+
+
+def s3_connections(workers: int) -> int:
+    """Connections a client needs for ``workers`` files with ``PART_CONCURRENCY`` parts each."""
+    return max(32, workers * PART_CONCURRENCY)
 
 
 def _join(prefix: str, rel: str) -> str:

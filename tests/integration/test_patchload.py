@@ -180,11 +180,8 @@ def test_benchmark_run_writes_the_reference_shape_with_checks(formats, s3_server
             assert entry["band_group_shapes"]["10m"][:2] == [3, 4]
             assert all(b is not None and b > 0 for b in entry["bytes_read"]), (storage, fmt)
     assert len(doc["patches"]) == 3  # warm-up + 2
-    assert doc["page_cache"] == {
-        "dropped": False,
-        "reason": "disabled by configuration",
-        "gdal_network_cache_cleared": True,
-    }
+    assert doc["page_cache"]["dropped"] is False
+    assert doc["page_cache"]["reason"] == "disabled by configuration"
     assert doc["objects"]["zarr-zip"] == 1 and doc["objects"]["zarr"] > 10
     assert doc["staging"]["copy_temp:zarr"]["objects"] == doc["objects"]["zarr"]
     assert doc["staging"]["upload_s3:zarr-zip"]["objects"] == 1

@@ -8,7 +8,8 @@ like heavy rules do (``gres_nvme`` from rules/common.smk); ``EOLAB_SLURM_TARGETS
 whole demo instead (slower). The test then checks from Slurm's own records (``scontrol show job``,
 kept for MinJobAge) that every job got the partition, time, memory, cores, account and GRES that
 the profile and the rules ask for, that ``$LOCAL_SCRATCH`` reached the jobs and was removed
-afterwards, and that the outputs equal a local run byte for byte.
+afterwards, and that the outputs equal a local run (byte for byte; JSON run records without
+their provenance, clocks and timings).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
-    """The demo and the probes through the Slurm profile; returns (workdir, jobs by rule)."""
+    """The targets and the probe through the Slurm profile; returns (workdir, jobs by rule)."""
     workdir = workflow_copy(tmp_path_factory.mktemp("slurm") / "wf", probe=True)
     env = dict(cluster.env, CSC_PROJECT=ACCOUNT)
     env.pop("SLURM_CONF")  # as for a user: the executor and srun use /etc/slurm/slurm.conf

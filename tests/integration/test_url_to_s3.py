@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 
+from eolab.download.bench import run_measured
 from eolab.download.fetch import RetryPolicy
 from eolab.download.localhttp import Fault, LocalHTTPServer, generated_body, generated_sha256
 from eolab.errors import RemoteError
@@ -163,16 +163,6 @@ def test_local_destination_with_sidecar_and_resume(http, tmp_path, s3_server):
     assert again.status == "skipped"
 
 
-def _peak_rss_mib(cmd: list[str], env: dict[str, str]) -> float:
-    """Peak RSS of one child process (its own rusage through wait4), in MiB."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    out, err = proc.stdout.read(), proc.stderr.read()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0, (out, err)
-    return usage.ru_maxrss / 1024
-
-
 def test_streamed_upload_memory_stays_bounded(http, tmp_path):
     """Peak RSS of `eolab transfer urls-to-s3` grows by far less than the body it streams."""
     big = 256 * MiB
@@ -197,7 +187,8 @@ def test_streamed_upload_memory_stays_bounded(http, tmp_path):
                     [{"url": url, "name": f"{label}.bin", "sha256": generated_sha256(size, 8)}]
                 )
             )
-            peaks[label] = _peak_rss_mib(
+            # the child's own peak (a small launcher: not pytest's RSS as the floor)
+            run = run_measured(
                 [
                     sys.executable,
                     "-m",
@@ -217,6 +208,8 @@ def test_streamed_upload_memory_stays_bounded(http, tmp_path):
                 ],
                 env,
             )
+            assert run["exit_code"] == 0, run
+            peaks[label] = run["peak_rss_mib"]
         head = boto3.client("s3", **kw).head_object(Bucket="mem", Key="p/big.bin")
     assert head["ContentLength"] == big
     growth = peaks["big"] - peaks["small"]

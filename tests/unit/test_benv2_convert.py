@@ -317,7 +317,9 @@ def test_a_bad_write_is_caught_by_the_read_back(benv2_root, tmp_path, monkeypatc
     }
     assert conv.convert_patch(row, cfg)["ok"]
     # a disk that silently drops the end of a write
-    monkeypatch.setattr(conv, "write_atomic", lambda path, data: path.write_bytes(data[:-64]))
+    monkeypatch.setattr(
+        conv, "write_atomic", lambda path, data, durable=False: path.write_bytes(data[:-64])
+    )
     res = conv.convert_patch(row, cfg)
     assert not res["ok"] and res["reason"] == "verify_failed" and "differ" in res["detail"]
     assert not (opts.out_dir / conv.npz_relpath(row["split"], row["patch_id"])).exists()

@@ -281,3 +281,39 @@ def test_peak_memory_does_not_grow_with_dates(tmp_path):
     tracemalloc.stop()
     assert peak < one, f"peak {peak} B traced for 3 dates of {one} B each"
     assert_cube_matches(tmp_path / "cube.zarr", safes)
+
+
+def test_cli_to_zarr_from_a_manifest_with_shards(tmp_path, s2_products, capsys):
+    from eolab.cli import main
+
+    store = tmp_path / "cli.zarr"
+    args = ["sentinel2", "to-zarr", "--manifest", str(s2_products), "--store", str(store),
+            "--sharded", "--chunks", "10m:2x64x64,20m:2x32x32,60m:2x16x16",
+            "--shards", "10m:2x128x128,20m:2x64x64,60m:2x32x32",
+            "--compressor", "lz4:5:bitshuffle", "--quiet"]  # fmt: skip
+    main(args)
+    assert "3 products decoded" in capsys.readouterr().out
+    data = zarr.open_group(store, mode="r")["35VLH/2024/20m/data"]
+    assert data.shards == (2, 6, 64, 64) and data.chunks == (2, 6, 32, 32)
+    assert data.compressors[0].cname.value == "lz4"
+    assert_cube_matches(store, product_paths(s2_products))
+    main(args)
+    assert "unchanged; 0 products decoded" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "text", ["10m:20x512,20m:40x256x256,60m:80x128x128", "10m:20x512x512", "5m:1x1x1"]
+)
+def test_bad_chunk_specs_are_config_errors(text):
+    from eolab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="chunks"):
+        datacube.parse_blocks(text, "chunks")
+
+
+def test_shards_must_be_multiples_of_chunks():
+    from eolab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="multiples"):
+        datacube.CubeSpec(shards={"10m": (20, 1000, 1000), "20m": (40, 1024, 1024),
+                                  "60m": (80, 1024, 1024)})  # fmt: skip

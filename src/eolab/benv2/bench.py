@@ -3,7 +3,7 @@
 1. Conversion patches/s on ``workers`` processes against *only reading the same TIFFs* with the
    same pool and reader (the limit of this machine for this input); raw byte reads of the same
    files are reported too. Target: conversion >= 0.7 x the read-only rate. The streaming-
-   deletion mode (read-back of every npz, one syncfs per group commit, deletions) is measured
+   deletion mode (read-back of every npz, fsync per file and per folder, deletions) is measured
    on a copy of the fixture and reported beside it. Ratios are per run, then the median.
 2. Training reads: random patches (all bands + labels), one reader process, from the sharded
    store (fast reader and zarr-python), from npz-per-patch, from the original TIFFs per patch
@@ -75,6 +75,7 @@ def _cfg(opts: TilesOptions) -> dict[str, Any]:
         "reader": opts.reader,
         "min_s1_coverage": opts.min_s1_coverage,
         "read_back": opts.reads_back,
+        "durable": opts.delete_sources,
     }
 
 
@@ -222,7 +223,7 @@ def run_benchmark(
         opts = options(out)
         read = measure_read_only(opts, rows)  # also warms the page cache for the conversion
         summary = convert(opts)
-        # the streaming-deletion mode on a copy: read-back, syncfs group commits, deletions
+        # the streaming-deletion mode on a copy: fsync, read-back, group commits, deletions
         copy = workdir / "fixture-copy"
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(fixture, copy)
@@ -307,7 +308,7 @@ def format_report(result: dict[str, Any]) -> str:
         f"  convert (npz+json+checks) {med['convert_patches_per_s']:9.1f} patches/s"
         f"   ratio {ratios['convert_vs_tiff_read']:.2f} (target >= 0.7)",
         f"  convert --delete-sources  {med['convert_delete_sources_patches_per_s']:9.1f} patches/s"
-        f"   ratio {ratios['convert_delete_sources_vs_tiff_read']:.2f} (read-back, syncfs, delete)",
+        f"   ratio {ratios['convert_delete_sources_vs_tiff_read']:.2f} (fsync, read-back, delete)",
         f"  build sharded stores      {med['store_build_patches_per_s']:9.1f} patches/s",
         "training reads (random patch + labels, one reader):",
     ]

@@ -256,9 +256,10 @@ def convert_patch(row: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
         npz_path.parent.mkdir(parents=True, exist_ok=True)
         data = encode_npz(arrays)
         nbytes, crc = len(data), npz_index_crc(data)
-        write_atomic(npz_path, data)
+        durable = cfg.get("durable", False)
+        write_atomic(npz_path, data, durable)
         sidecar = _sidecar(row, bands, cfg, info, mode, stats, nbytes, crc)
-        jbytes = write_sidecar(json_path, sidecar)
+        jbytes = write_sidecar(json_path, sidecar, durable)
         try:
             check_values(npz_path, norm, raw, mode, stats, cfg["dtype"], bands)
             if cfg.get("read_back", True):
@@ -591,10 +592,11 @@ class _Run:
         if not self.pending:
             self.log_fh.flush()
             return
-        if self.opts.delete_sources:
-            from eolab.benv2.journal import syncfs
+        if self.opts.delete_sources:  # the files were fsynced by the workers; now their folders
+            from eolab.atomic import fsync_dir
 
-            syncfs(self.opts.out_dir)
+            for folder in {(self.opts.out_dir / r["npz"]).parent for r in self.pending}:
+                fsync_dir(folder)
         records = [
             {
                 "kind": "verified",
@@ -741,6 +743,7 @@ def convert(
         "reader": opts.reader,
         "min_s1_coverage": opts.min_s1_coverage,
         "read_back": opts.reads_back,
+        "durable": opts.delete_sources,
     }
     status = "complete"
     error: DiskSpaceError | None = None

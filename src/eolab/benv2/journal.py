@@ -2,10 +2,10 @@
 
 Order of events for a patch, which is what makes ``kill -9`` at any moment safe:
 
-1. a worker writes the npz and json under temporary names and renames them (atomic);
+1. a worker writes the npz and json under temporary names, fsyncs and renames them (atomic);
 2. the worker reads the npz back and verifies it against the source arrays;
-3. the main process collects a batch, calls ``syncfs`` (the outputs are now on disk), appends a
-   ``verified`` record per patch and fsyncs the journal;
+3. the main process collects a batch, fsyncs the batch's output folders (the renames are now
+   on disk), appends a ``verified`` record per patch and fsyncs the journal;
 4. only then are the sources of the batch deleted, and ``deleted`` records appended.
 
 A rerun trusts ``verified`` records (after checking the output's size and CRC-32), deletes the
@@ -15,7 +15,6 @@ dropped, which is safe because nothing acted on it.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 from dataclasses import dataclass, field
@@ -25,19 +24,6 @@ from typing import Any
 from eolab.errors import ConfigError, InputError
 
 VERSION = 1
-
-
-def syncfs(path: Path) -> None:
-    """Flush the filesystem holding ``path`` (Linux ``syncfs``; ``os.sync`` elsewhere)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
-            os.sync()
-    except OSError:
-        os.sync()
-    finally:
-        os.close(fd)
 
 
 @dataclass

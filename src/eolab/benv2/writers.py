@@ -1,9 +1,9 @@
 """Per-patch outputs: one ``.npz`` (the reference's array names) and one ``.json`` sidecar.
 
 Files are written under a temporary name in the target folder and renamed, so a kill leaves
-either no file or a complete one. They are not fsynced one by one: when sources are deleted the
-pipeline makes a whole batch durable with one ``syncfs`` before journaling it (group commit, see
-``journal.py``), which costs one flush per batch instead of one per file.
+either no file or a complete one. When sources are deleted the data are also fsynced before the
+rename (by the workers, in parallel) and the folders once per group commit before the batch is
+journaled (see ``journal.py``); without deletion nothing is fsynced (a lost file is redone).
 """
 
 from __future__ import annotations
@@ -22,12 +22,19 @@ import numpy as np
 TMP_SUFFIX = ".tmp"
 
 
-def write_atomic(path: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` under a temporary name beside ``path``, then rename it onto ``path``."""
+def write_atomic(path: Path, data: bytes | memoryview, durable: bool = False) -> None:
+    """Write ``data`` under a temporary name beside ``path``, then rename it onto ``path``.
+
+    ``durable`` fsyncs the data before the rename (the folder is fsynced by the caller, once
+    per group commit).
+    """
     tmp = path.parent / f".{path.name}.{os.getpid()}{TMP_SUFFIX}"
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -105,10 +112,10 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> tuple[int, int]:
     return len(data), zlib.crc32(data)
 
 
-def write_sidecar(path: Path, obj: dict[str, Any]) -> int:
+def write_sidecar(path: Path, obj: dict[str, Any], durable: bool = False) -> int:
     """Atomically write a JSON sidecar (one line: the C encoder); returns its size."""
     data = (json.dumps(obj, sort_keys=True) + "\n").encode()
-    write_atomic(path, data)
+    write_atomic(path, data, durable)
     return len(data)
 
 

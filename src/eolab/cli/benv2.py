@@ -186,6 +186,15 @@ def benv2() -> None:
     "--reader", type=click.Choice(["tifffile", "rasterio"]), default="tifffile", show_default=True
 )
 @click.option(
+    "--stats_patches",
+    "--stats-patches",
+    "stats_patches",
+    type=click.IntRange(1),
+    default=5000,
+    show_default=True,
+    help="Global normalisation: train patches sampled (seeded) for the mean/std.",
+)
+@click.option(
     "--read-back/--no-read-back",
     "read_back",
     default=None,
@@ -238,6 +247,7 @@ def tiles(
     shard_patches,
     store_compression,
     min_s1_coverage,
+    stats_patches,
     read_back,
     reader,
     batch,
@@ -298,6 +308,7 @@ def tiles(
         min_s1_coverage=min_s1_coverage,
         reader=reader,
         read_back=read_back,
+        stats_patches=stats_patches,
         limit=limit,
         batch=batch,
         commit_every=commit_every,

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import click
 
-from eolab.stage import FORMATS
+from eolab.stage import FORMATS, s3_connections
 
 
 def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -161,6 +161,7 @@ def copy(fmt, entry, tile, year, timing, dest, **kw) -> None:
     if dest is not None:
         with atomic_path(dest) as tmp:
             _, result = copy_dataset(ds, tmp, kw["workers"])
+        result.destination = str(dest)
         write_timing(timing, result, tile, year, ("results", "network"), kw["temp_dir"])
         return
     temp, _ = resolve_storage(kw)
@@ -179,7 +180,7 @@ def upload(fmt, entry, tile, year, timing, **kw) -> None:
     _, s3 = resolve_storage(kw)
     ds = dataset(fmt, entry)
     with s3_access(s3, kw["s3_log"]) as access:
-        client = access.client(max(32, kw["workers"]))
+        client = access.client(s3_connections(kw["workers"]))
         result = upload_dataset(ds, client, access.bucket, s3.key(fmt), kw["workers"])
     route = ("network", "s3")
     write_timing(timing, result, tile, year, route, kw["temp_dir"], s3=describe_s3(s3))
@@ -195,7 +196,7 @@ def download(fmt, entry, tile, year, timing, **kw) -> None:
     temp, s3 = resolve_storage(kw)
     ds = dataset(fmt, entry)
     with s3_access(s3, kw["s3_log"]) as access:
-        client = access.client(max(32, kw["workers"]))
+        client = access.client(s3_connections(kw["workers"]))
         setup = ensure_uploaded(ds, client, access.bucket, s3.key(fmt), kw["workers"])
         with scratch_area(temp) as area:
             _, result = download_dataset(

@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,31 +67,42 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def run_measured(cmd: list[str]) -> dict[str, Any]:
-    """Run a child; return its wall time, peak RSS (MiB, from wait4) and exit code."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    out: list[str] = []
-    err: list[str] = []
-    readers = [
-        threading.Thread(target=lambda: out.append(proc.stdout.read())),
-        threading.Thread(target=lambda: err.append(proc.stderr.read())),
-    ]
-    for r in readers:
-        r.start()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    for r in readers:
-        r.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
+# Runs a command and writes its peak RSS (KiB, from wait4) to argv[1]. It is a separate small
+# process on purpose: Linux keeps the RSS high-water mark of the process that spawned a child
+# (vfork shares its memory until exec), so a child spawned by a large parent would report at
+# least the parent's RSS. This launcher is tiny (python -S), so the floor is a few MiB.
+_LAUNCHER = (
+    "import os, sys\n"
+    "pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a command; return its wall time, its own peak RSS (MiB) and its exit code."""
+    with tempfile.NamedTemporaryFile("r", suffix=".maxrss") as report:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", _LAUNCHER, report.name, *cmd],
+            env=env or _child_env(),
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - t0
+        text = Path(report.name).read_text().strip()
     return {
         "seconds": round(seconds, 3),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(int(text) / 1024, 1) if text else None,
         "exit_code": proc.returncode,
-        "stderr_tail": "".join(err)[-500:] if proc.returncode else "",
+        "stderr_tail": proc.stderr[-500:] if proc.returncode else "",
     }
+
+
+def measurement_floor_mib() -> float | None:
+    """The peak RSS `run_measured` reports for a process that does nothing (``true``)."""
+    return run_measured(["true"])["peak_rss_mib"]
 
 
 def bare_get_loop(urls: list[str], workers: int) -> dict[str, Any]:
@@ -230,6 +240,7 @@ def run_benchmark(
             shutil.rmtree(work, ignore_errors=True)
     result = {
         "benchmark": "download",
+        "rss_measurement_floor_mib": measurement_floor_mib(),
         "what": "STAC dataset downloader: small assets from a loopback server, and peak RSS of "
         "index+select as the catalog grows",
         "parameters": {
