@@ -418,3 +418,20 @@ def test_one_run_per_folder_and_disk_space_checked_first(served, server, tmp_pat
     with pytest.raises(DiskSpaceError, match="need .* GiB"):
         download_stac_dataset(str(tmp_path / "huge.json"), options(tmp_path / "out"))
     assert server.requests == []
+
+
+def test_remote_static_catalog_url(served, server, tmp_path):
+    _, gen, _ = served
+    url = f"{server.url}/gen/catalog/catalog.json"
+    summary = download_stac_dataset(
+        url, options(tmp_path, filters=make_filters(collections=["labels"]), workers=4)
+    )
+    assert summary["dataset"] == "eolab_test_dataset"
+    assert summary["catalog"]["items"] == N  # every item document fetched over HTTP
+    item_gets = [r for r in server.requests if r.path.endswith(".json") and "/labels_" in r.path]
+    assert len(item_gets) == N // 2
+    folder = tmp_path / "eolab_test_dataset" / "labels"
+    assert sorted(p.name for p in folder.iterdir()) == ["_common"] + [
+        f"labels_{i:06d}" for i in range(1, N, 2)
+    ]
+    assert summary["download"]["downloaded"] == N // 2 + 1

@@ -5,10 +5,9 @@ import json
 import jsonschema
 import pytest
 import yaml
+from workflow_util import ROOT, run_snakemake
 
 from eolab.patchbench import RESULT_SCHEMA
-
-from .conftest import ROOT, run_snakemake
 
 pytestmark = pytest.mark.workflow
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from eolab.download.fetch import RetryPolicy
+from eolab.stac_dataset import DEFAULT_WORKERS
 
 
 @click.group()
@@ -49,7 +50,11 @@ def download() -> None:
 )
 @click.option("--catalog-only", is_flag=True, help="Fetch and index the catalog, no assets.")
 @click.option(
-    "--workers", type=click.IntRange(1, 256), default=16, show_default=True, help="Threads."
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="Download threads.",
 )
 @click.option(
     "--retries", type=click.IntRange(1, 50), default=6, show_default=True, help="Attempts per file."

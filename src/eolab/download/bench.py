@@ -4,8 +4,9 @@ how its memory behaves as the catalog grows.
 * Throughput: a generated dataset of ~N small assets served by nginx (or our threaded server in
   its own process) on 127.0.0.1; the downloader (default workers, checksums on, files written,
   database updated) runs as the real command in a child process. Baseline measured in the same
-  run: a bare loop of GETs with the same threads and urllib3 pool that discards the bodies, i.e.
-  what Python HTTP can do here at all.
+  run: a bare loop of GETs with the same threads and urllib3 pool that discards the bodies (what
+  Python HTTP can do here at all), and the same loop writing each body to a new file (adding the
+  file-system cost any downloader pays).
 * Memory: peak RSS (the child's own rusage) of index + select (``--catalog-only``) for catalogs
   of 1 000 ... 100 000 items; flat means the catalog is streamed, not loaded.
 """
@@ -105,23 +106,30 @@ def measurement_floor_mib() -> float | None:
     return run_measured(["true"])["peak_rss_mib"]
 
 
-def bare_get_loop(urls: list[str], workers: int) -> dict[str, Any]:
+def bare_get_loop(urls: list[str], workers: int, write_to: Path | None = None) -> dict[str, Any]:
     """GET every URL with ``workers`` threads through one urllib3 pool (the downloader's HTTP
-    library), keeping nothing: no files, no checksums, no database."""
+    library): no checksums, no database, no resume; bodies discarded, or written each to its
+    own new file under ``write_to`` (the file-system cost every downloader pays)."""
     pool = urllib3.PoolManager(maxsize=workers, block=False)
 
-    def get(url: str) -> int:
+    def get(job: tuple[int, str]) -> int:
+        index, url = job
         resp = pool.request("GET", url, preload_content=False, retries=False)
         try:
             if resp.status != 200:
                 raise RuntimeError(f"{url}: HTTP {resp.status}")
-            return sum(len(c) for c in iter(lambda: resp.read1(1 << 20), b""))
+            body = resp.read()
         finally:
             resp.release_conn()
+        if write_to is not None:
+            folder = write_to / str(index % 1000)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{index}.bin").write_bytes(body)
+        return len(body)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool_threads:
-        total = sum(pool_threads.map(get, urls, chunksize=64))
+        total = sum(pool_threads.map(get, enumerate(urls), chunksize=64))
     seconds = time.perf_counter() - t0
     return {
         "seconds": round(seconds, 3),
@@ -162,6 +170,11 @@ def throughput(
         catalog = gen["catalog"].parent
         urls = list(gen["files"])
         baseline = [bare_get_loop(urls, workers) for _ in range(repeats)]
+        baseline_files = []
+        for _ in range(repeats):
+            shutil.rmtree(work / "bare", ignore_errors=True)
+            baseline_files.append(bare_get_loop(urls, workers, write_to=work / "bare"))
+        shutil.rmtree(work / "bare", ignore_errors=True)
         runs = []
         for _ in range(repeats):
             out = work / "out"
@@ -177,6 +190,7 @@ def throughput(
         rerun = run_measured(download_cmd(catalog, work / "out", workers))
     best = statistics.median(r["download"]["files_per_second"] for r in runs)
     base = statistics.median(b["files_per_second"] for b in baseline)
+    base_files = statistics.median(b["files_per_second"] for b in baseline_files)
     return {
         "server": "nginx" if use_nginx else "python (own process)",
         "items": items,
@@ -185,10 +199,13 @@ def throughput(
         "workers": workers,
         "runs": runs,
         "baseline_bare_get_loop": baseline,
+        "baseline_bare_get_and_write_loop": baseline_files,
         "rerun_all_present": rerun,
         "files_per_second_median": best,
         "baseline_files_per_second_median": base,
         "ratio_to_baseline": round(best / base, 3) if base else None,
+        "baseline_get_and_write_files_per_second_median": base_files,
+        "ratio_to_get_and_write_baseline": round(best / base_files, 3) if base_files else None,
     }
 
 
@@ -260,6 +277,10 @@ def run_benchmark(
             "files_per_second": speed["files_per_second_median"],
             "baseline_bare_get_files_per_second": speed["baseline_files_per_second_median"],
             "ratio_to_baseline": speed["ratio_to_baseline"],
+            "baseline_get_and_write_files_per_second": speed[
+                "baseline_get_and_write_files_per_second_median"
+            ],
+            "ratio_to_get_and_write_baseline": speed["ratio_to_get_and_write_baseline"],
             "target_files_per_second": 500,
             "rerun_all_present_seconds": speed["rerun_all_present"]["seconds"],
             "peak_rss_mib_by_items": {str(p["items"]): p["peak_rss_mib"] for p in memory["points"]},
