@@ -27,8 +27,9 @@ def test_every_job_left_a_log_and_a_benchmark(demo_run):
     logs = list((demo_run / "results" / "logs").rglob("*.log"))
     tsvs = list((demo_run / "results" / "benchmarks").rglob("*.tsv"))
     assert logs and tsvs
-    assert {p.relative_to(demo_run / "results" / "logs").parts[0] for p in logs} == {
-        p.relative_to(demo_run / "results" / "benchmarks").parts[0] for p in tsvs
+    # logs/<rule>/<wildcards>.log pairs with benchmarks/<rule>/<wildcards>.tsv (or <rule>.log/.tsv)
+    assert {p.relative_to(demo_run / "results" / "logs").with_suffix("") for p in logs} == {
+        p.relative_to(demo_run / "results" / "benchmarks").with_suffix("") for p in tsvs
     }
 
 

@@ -62,9 +62,13 @@ def test_snakemake_report_builds(demo_run):
     assert "load_times_" in html and "throughput_" in html and "file_sizes_" in html
 
 
-def test_bench_config_validates_and_plans():
+def test_bench_config_validates_and_plans(tmp_path):
+    # planned into an empty results folder: whatever a local bench run left is irrelevant
     proc = run_snakemake(
-        ROOT, "-n", "--quiet", "rules", "--configfile", "config/bench.yaml", timeout=300
+        ROOT,
+        *("-n", "--quiet", "rules", "--nolock", "--configfile", "config/bench.yaml"),
+        *("--config", f"results={tmp_path / 'bench'}"),
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "benchmark_patch_load" in proc.stdout + proc.stderr
