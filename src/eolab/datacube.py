@@ -33,6 +33,7 @@ given different products.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import os
 import warnings
@@ -91,10 +92,15 @@ def group_path(tile: str, year: int, group: str) -> str:
     return f"{tile}/{int(year)}/{group}"
 
 
-def staging_dir(store: str | os.PathLike) -> Path:
-    """The default staging folder of a store (beside it, so a rename never crosses devices)."""
+def staging_dir(store: str | os.PathLike, scratch: str | os.PathLike | None = None) -> Path:
+    """The staging folder of a store: beside it by default (a rename never crosses devices),
+    else one folder per store under ``scratch`` (stores of the same name, e.g. plain and
+    sharded, must never share staging files: each run removes files it does not know)."""
     store = Path(store)
-    return store.with_name(store.name + ".staging")
+    if scratch is None:
+        return store.with_name(store.name + ".staging")
+    key = hashlib.sha256(str(store.resolve()).encode()).hexdigest()[:12]
+    return Path(scratch) / f"{store.name}-{key}.staging"
 
 
 @dataclass(frozen=True)
@@ -674,7 +680,7 @@ def to_zarr(
     """
     spec = spec or CubeSpec()
     store = Path(store)
-    staging = (Path(scratch) if scratch else staging_dir(store)).resolve()
+    staging = staging_dir(store, scratch or None).resolve()
     infos: dict[str, decode.ProductInfo] = {}
     for path in safe_paths:  # parse each product once; keep only its small summary
         info = decode.product_info(safe.read_safe(path))

@@ -94,6 +94,26 @@ def test_round_trip_every_band_and_date(built, s2_products):
     assert not datacube.staging_dir(store).exists(), "staging is removed after a run"
 
 
+def test_stores_of_the_same_name_never_share_a_scratch_staging_folder(tmp_path, s2_products):
+    # the workflow's plain and sharded jobs run at once, with the same store name and scratch
+    from concurrent.futures import ThreadPoolExecutor
+
+    scratch = tmp_path / "scratch"
+    plain, sharded = tmp_path / "zarr" / "cube.zarr", tmp_path / "zarr-sharded" / "cube.zarr"
+    assert datacube.staging_dir(plain, scratch) != datacube.staging_dir(sharded, scratch)
+    safes = product_paths(s2_products)
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [
+            pool.submit(datacube.to_zarr, store, safes, spec, scratch=scratch, progress=False)
+            for store, spec in ((plain, PLAIN), (sharded, SHARDED))
+        ]
+        for job in jobs:
+            job.result()
+    assert_cube_matches(plain, safes)
+    assert_cube_matches(sharded, safes)
+    assert not any(scratch.iterdir()), "staging is removed after a run"
+
+
 def test_southern_tile_coordinates_and_crs(tmp_path, s2_products_south):
     store = tmp_path / "south.zarr"
     safes = product_paths(s2_products_south)

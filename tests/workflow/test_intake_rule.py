@@ -4,42 +4,18 @@ a real STAC API (``rustac serve``) and moto_server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from workflow_util import BIN, make_workflow_copy, run_snakemake
 
 from eolab.s3server import LOCAL_KEY_ID, LOCAL_SECRET, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 TILE, YEAR = "35VLH", 2024
-
-
-def make_workflow_copy(dest: Path) -> Path:
-    """Link the workflow's parts into ``dest`` (results stay out of the project)."""
-    dest.mkdir(parents=True)
-    for part in ("Snakefile", "rules", "config", "envs", "scripts"):
-        if (ROOT / part).exists():
-            (dest / part).symlink_to(ROOT / part)
-    return dest
-
-
-def run_snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    return subprocess.run(
-        [str(BIN / "snakemake"), *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def _config(path: Path, **cdse) -> Path:

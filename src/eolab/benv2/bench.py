@@ -32,6 +32,7 @@ from eolab.benv2.convert import (
     assemble,
     convert,
     npz_relpath,
+    worker_config,
 )
 from eolab.benv2.reader import read_patch
 from eolab.benv2.transform import band_stats, multi_hot, normalise
@@ -62,23 +63,6 @@ def _raw_bytes(files: list[str]) -> int:
     return n
 
 
-def _cfg(opts: TilesOptions) -> dict[str, Any]:
-    return {
-        "out_dir": str(opts.out_dir),
-        "s2_root": str(opts.s2_root),
-        "s1_root": str(opts.s1_root),
-        "refmap_root": str(opts.refmap_root) if opts.refmap_root else None,
-        "bands": list(opts.bands),
-        "resampling": opts.resampling,
-        "normalise": opts.normalise,
-        "dtype": opts.dtype,
-        "reader": opts.reader,
-        "min_s1_coverage": opts.min_s1_coverage,
-        "read_back": opts.reads_back,
-        "durable": opts.delete_sources,
-    }
-
-
 def measure_read_only(opts: TilesOptions, rows: list[dict[str, Any]]) -> dict[str, float]:
     """patches/s reading all TIFFs of ``rows`` with the conversion's pool, batch and reader."""
     from eolab.benv2.convert import source_files
@@ -86,7 +70,7 @@ def measure_read_only(opts: TilesOptions, rows: list[dict[str, Any]]) -> dict[st
     batches = [rows[i : i + opts.batch] for i in range(0, len(rows), opts.batch)]
     files = [str(f) for r in rows for part in source_files(r, opts) for f in part]
     chunks = [files[i : i + 64] for i in range(0, len(files), 64)]
-    with _pool(opts, _cfg(opts)) as pool:
+    with _pool(opts, worker_config(opts)) as pool:
         _start_workers(pool, opts.workers)
         t = time.perf_counter()
         n = sum(pool.map(_read_only, batches))

@@ -731,20 +731,7 @@ def convert(
             journal.append([{"kind": "invalid", "id": pid, "reason": "output missing or resized"}])
             del done[pid]
     todo = [r for r in rows if r["patch_id"] not in done]
-    cfg = {
-        "out_dir": str(opts.out_dir),
-        "s2_root": str(opts.s2_root),
-        "s1_root": str(opts.s1_root),
-        "refmap_root": str(opts.refmap_root) if opts.refmap_root else None,
-        "bands": list(opts.bands),
-        "resampling": opts.resampling,
-        "normalise": opts.normalise,
-        "dtype": opts.dtype,
-        "reader": opts.reader,
-        "min_s1_coverage": opts.min_s1_coverage,
-        "read_back": opts.reads_back,
-        "durable": opts.delete_sources,
-    }
+    cfg = worker_config(opts)
     status = "complete"
     error: DiskSpaceError | None = None
     log_fh = open(opts.out_dir / "log.jsonl", "a", encoding="utf-8")
@@ -1028,4 +1015,22 @@ def _summary(opts, rows, done, run, status, store_info, timings, n_todo) -> dict
         "stores": store_info,
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         "environment": environment(),
+    }
+
+
+def worker_config(opts: TilesOptions) -> dict[str, Any]:
+    """What every conversion worker needs from the options (picklable)."""
+    return {
+        "out_dir": str(opts.out_dir),
+        "s2_root": str(opts.s2_root),
+        "s1_root": str(opts.s1_root),
+        "refmap_root": str(opts.refmap_root) if opts.refmap_root else None,
+        "bands": list(opts.bands),
+        "resampling": opts.resampling,
+        "normalise": opts.normalise,
+        "dtype": opts.dtype,
+        "reader": opts.reader,
+        "min_s1_coverage": opts.min_s1_coverage,
+        "read_back": opts.reads_back,
+        "durable": opts.delete_sources,
     }
