@@ -215,11 +215,15 @@ class Fetcher:
         exc = fut.exception()
         if exc is None:
             return True
-        if isinstance(exc, OSError):  # local disk: full, read-only, permissions
+        # local disk: full, read-only, permissions (network errors that got past the retries
+        # are OSErrors too, but without a file name: those fail only their product)
+        if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
             if exc.errno == errno.ENOSPC:
                 raise DiskSpaceError(f"{exc.filename or self.out}: no space left") from exc
             raise EolabError(f"{exc.filename or self.out}: {exc.strerror or exc}") from exc
-        if isinstance(exc, FATAL) or not isinstance(exc, EolabError):
+        if isinstance(exc, FATAL) or not isinstance(
+            exc, EolabError | ConnectionError | TimeoutError
+        ):
             raise exc
         prod.problems.append(str(exc))
         return False

@@ -62,7 +62,11 @@ def find_items(
         result.strategy,
     )
     if not result.items:
-        cloud = f", cloud cover <= {settings.max_cloud_cover}%" if settings.max_cloud_cover else ""
+        cloud = (
+            f", cloud cover <= {settings.max_cloud_cover}%"
+            if settings.max_cloud_cover is not None
+            else ""
+        )
         raise InputError(
             f"no {settings.collection} products of tile {tile} from {start:%Y-%m-%d %H:%M} to "
             f"{end:%Y-%m-%d %H:%M} UTC{cloud} at {settings.stac_url}"

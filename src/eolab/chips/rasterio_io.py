@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -70,6 +71,11 @@ def gdal_env(s3: S3Settings | None = None) -> Iterator[None]:
         with rasterio.Env(**common):
             yield
         return
+    # Outside the main thread rasterio sets these options thread-locally, and GDAL's own decoding
+    # threads (JP2OpenJPEG) would then read /vsis3/ without the credentials and return wrong
+    # pixels silently (docs/lab.md): decode on the calling thread there.
+    if threading.current_thread() is not threading.main_thread():
+        common["GDAL_NUM_THREADS"] = "1"
     with rasterio.Env(session=s3.session(), **common, **s3.gdal_options()):
         yield
 
