@@ -276,6 +276,11 @@ def test_prechip_samples_without_replacement_and_respects_filters(merged, north,
         prechip(north_only, chipper, tmp_path / "pre", filters, 9, 5, 4, progress=False)
         assert first.stat().st_mtime_ns == mtime
         prechip(north_only, chipper, tmp_path / "pre", filters, 9, 6, 4, progress=False)
+        smaller = prechip(north_only, chipper, tmp_path / "pre", filters, 3, 6, 4, progress=False)
+    # a smaller selection leaves no batch of the larger one behind
+    assert sorted(p.name for p in (tmp_path / "pre").glob("batch_*.npz")) == [
+        b["file"] for b in smaller["batches"]
+    ]
     with pytest.raises(InputError, match="no chip passes"):
         prechip(north_only, None, tmp_path / "none", ChipFilter(max_cloud=-1), 3)
 

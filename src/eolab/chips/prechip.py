@@ -231,4 +231,9 @@ def prechip(
         "environment": environment(),
     }
     write_json(out_dir / "prechip.json", manifest)
+    # batches of an earlier, larger selection would otherwise pass for part of this one
+    listed = {b["file"] for b in batches}
+    for stale in out_dir.glob("batch_*.npz"):
+        if stale.name not in listed:
+            stale.unlink()
     return manifest
