@@ -15,8 +15,6 @@ rule benchmark_patch_load:
         benchmark_path("benchmark_patch_load", "{tile}_{year}")
     conda:
         CONDA_ENV
-    # every core: no other job may run beside the timed loads (the loaders use their own threads)
-    threads: workflow.cores
     resources:
         gres=lab_gres(),
     params:
