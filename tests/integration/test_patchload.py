@@ -135,7 +135,7 @@ def test_zip_on_s3_is_read_by_ranges_not_downloaded(formats, s3):
         "zarr-zip", "s3", formats["zarr-zip"], TILE, YEAR, s3=s3, s3_prefix="zarr-zip"
     )
     try:
-        source = loader.store._store.reader.source
+        source = loader.counter._store.reader.source
         requests = []
         read = source.read
 
@@ -150,6 +150,24 @@ def test_zip_on_s3_is_read_by_ranges_not_downloaded(formats, s3):
         assert len(requests) >= 6
         assert sum(length for _, length in requests) < size
         assert all(0 < start and start + length <= size for start, length in requests)
+    finally:
+        loader.close()
+
+
+def test_sharded_loader_reads_each_shard_index_once(formats):
+    loader = open_loader("zarr-sharded", "network", formats["zarr-sharded"], TILE, YEAR)
+    try:
+        patch = random_patches(loader.grids, 1, seed=9)[0]
+        first_requests = loader.counter.requests
+        first = loader.load(patch)
+        first_requests = loader.counter.requests - first_requests
+        again_requests = loader.counter.requests
+        again = loader.load(patch)
+        again_requests = loader.counter.requests - again_requests
+        for group in BAND_GROUPS:
+            np.testing.assert_array_equal(again[group], first[group])
+        # the second load asks storage only for metadata and chunks: one index per shard fewer
+        assert again_requests < first_requests
     finally:
         loader.close()
 
