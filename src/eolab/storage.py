@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,27 +153,56 @@ class S3Access:
 
     def gdal_env(self, **options: Any) -> Any:
         """A ``rasterio.Env`` reading ``/vsis3/`` from this endpoint (works against moto too)."""
-        import rasterio
-        from rasterio.session import AWSSession
-
-        parsed = urlparse(self.endpoint_url)
-        session = AWSSession(
-            aws_access_key_id=self._key_id,
-            aws_secret_access_key=self._secret,
-            aws_session_token=self._token,
-            region_name=self.region,
-            endpoint_url=parsed.netloc or parsed.path,
-        )
-        return rasterio.Env(
-            session=session,
-            AWS_HTTPS="YES" if parsed.scheme == "https" else "NO",
-            AWS_VIRTUAL_HOSTING="FALSE",
-            GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
+        return gdal_s3_env(
+            self.endpoint_url,
+            key_id=self._key_id,
+            secret=self._secret,
+            token=self._token,
+            region=self.region,
             **options,
         )
 
     def vsi_path(self, key: str) -> str:
         return f"/vsis3/{self.bucket}/{key}"
+
+
+def gdal_s3_env(
+    endpoint_url: str,
+    *,
+    key_id: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+    region: str | None = None,
+    **options: Any,
+) -> Any:
+    """A ``rasterio.Env`` reading ``/vsis3/`` from ``endpoint_url`` (AWS, Allas, moto).
+
+    ``rasterio.Env(AWS_...)`` alone raises; an ``AWSSession`` with the endpoint as ``host:port``
+    plus ``AWS_HTTPS``/``AWS_VIRTUAL_HOSTING`` works. Outside the main thread rasterio sets the
+    options thread-locally, and GDAL's own decoding threads (JP2OpenJPEG) would then read
+    without the credentials and return wrong pixels silently (docs/lab.md): there GDAL always
+    decodes on the calling thread.
+    """
+    import rasterio
+    from rasterio.session import AWSSession
+
+    parsed = urlparse(endpoint_url)
+    session = AWSSession(
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+        region_name=region,
+        endpoint_url=parsed.netloc or parsed.path,
+    )
+    if threading.current_thread() is not threading.main_thread():
+        options["GDAL_NUM_THREADS"] = "1"
+    return rasterio.Env(
+        session=session,
+        AWS_HTTPS="YES" if parsed.scheme == "https" else "NO",
+        AWS_VIRTUAL_HOSTING="FALSE",
+        GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
+        **options,
+    )
 
 
 def ensure_bucket(client: Any, bucket: str) -> None:

@@ -56,3 +56,23 @@ def test_temp_prefers_local_scratch_then_tmpdir_then_config(tmp_path):
     del env["TMPDIR"]
     assert Storages.from_config(cfg, environ=env).temp == fallback
     assert fallback.is_dir()
+
+
+def test_gdal_s3_env_decodes_on_the_calling_thread_off_the_main_thread():
+    # GDAL's own decoding threads would miss the thread-local S3 credentials (wrong pixels)
+    import threading
+
+    import rasterio.env
+
+    from eolab.storage import gdal_s3_env
+
+    def threads_option() -> str:
+        with gdal_s3_env("http://127.0.0.1:9", GDAL_NUM_THREADS="ALL_CPUS"):
+            return rasterio.env.getenv()["GDAL_NUM_THREADS"]
+
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(threads_option()))
+    worker.start()
+    worker.join()
+    assert seen == ["1"]
+    assert threads_option() == "ALL_CPUS"
