@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-# GDAL reads this once per process, at its first network access. `eolab bench patch-load` runs
-# in a process of its own and sets it before any /vsis3/ read (eolab.patchload); the test process
-# shares one GDAL between many tests, so it is set here before any of them touches S3.
-os.environ.setdefault("CPL_VSIL_NETWORK_STATS_ENABLED", "YES")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SAMPLES = ROOT.parent / "shared" / "samples"

@@ -160,11 +160,7 @@ def _gdal_lib() -> Any:
         lib.VSIFree.argtypes = [ctypes.c_void_p]
     except (OSError, AttributeError):
         return None
-    # GDAL reads this option once, process-wide: set it globally before any /vsis3/ access.
-    from rasterio.env import set_gdal_config
-
-    set_gdal_config("CPL_VSIL_NETWORK_STATS_ENABLED", "YES")
-    return lib
+    return lib  # the statistics are switched on by eolab.storage.gdal_s3_env
 
 
 def gdal_network_bytes() -> int | None:

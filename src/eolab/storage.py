@@ -184,8 +184,13 @@ def gdal_s3_env(
     decodes on the calling thread.
     """
     import rasterio
+    from rasterio.env import set_gdal_config
     from rasterio.session import AWSSession
 
+    # GDAL reads this once per process, at its first network access: every /vsis3/ access of
+    # eolab comes through here, so the bytes it downloads can always be counted
+    # (eolab.patchload.gdal_network_bytes).
+    set_gdal_config("CPL_VSIL_NETWORK_STATS_ENABLED", "YES")
     parsed = urlparse(endpoint_url)
     session = AWSSession(
         aws_access_key_id=key_id,
