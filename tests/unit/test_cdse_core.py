@@ -265,3 +265,26 @@ def test_products_manifest_entry_from_the_real_item(real_item, tmp_path):
     prod.problems.append("a.jp2: sha3_256 mismatch")
     entry = product_entry(prod, tmp_path)
     assert entry["verified"] is False and entry["problems"] == ["a.jp2: sha3_256 mismatch"]
+
+
+def test_a_network_error_fails_its_product_and_a_disk_error_stops_the_run(tmp_path):
+    import errno
+    from concurrent.futures import Future
+
+    from eolab.cdse.download import Fetcher, ProductFetch
+    from eolab.errors import DiskSpaceError
+
+    fetcher = Fetcher(None, "eodata", tmp_path, workers=1, retries=0, progress=None)
+    prod = ProductFetch({"id": "P"}, "eodata", "prefix", tmp_path / "P.SAFE")
+
+    def failed(exc: BaseException) -> Future:
+        fut: Future = Future()
+        fut.set_exception(exc)
+        return fut
+
+    assert fetcher._settle(failed(ConnectionResetError("peer reset")), prod) is False
+    assert fetcher._settle(failed(TimeoutError("read timed out")), prod) is False
+    assert prod.problems == ["peer reset", "read timed out"]
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "f"))
+    with pytest.raises(DiskSpaceError, match="no space left"):
+        fetcher._settle(failed(full), prod)
