@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zarr.storage import WrapperStore
+from zarr.core.buffer import default_buffer_prototype
+from zarr.storage import LocalStore, WrapperStore
 
 from eolab.errors import InputError
 from eolab.safe import BAND_GROUPS, read_safe
+from eolab.shardview import ShardedAsChunks
 from eolab.stage import Dataset
 
 GROUPS = tuple(BAND_GROUPS)
@@ -438,6 +440,59 @@ class CogLoader(_RasterioLoader):
         return {g: np.stack(v) for g, v in out.items()}
 
 
+class RangeReadLocalStore(LocalStore):
+    """A read-only local zarr store whose ranged reads (shard indexes and the chunks inside a
+    shard) go through one open, random-access :class:`eolab.zipreader.LocalSource` per file
+    instead of an open, seek and buffered read per request."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        super().__init__(root, read_only=True)
+        self._sources: dict[str, Any] = {}
+        self._sources_lock = threading.Lock()
+
+    async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:
+        if byte_range is None:
+            return await super().get(key, prototype)
+        if prototype is None:
+            prototype = default_buffer_prototype()
+        try:
+            data = await asyncio.to_thread(self._read_range, key, byte_range)
+        except FileNotFoundError:
+            return None
+        return prototype.buffer.from_bytes(data)
+
+    def _source(self, key: str) -> Any:
+        from eolab.zipreader import LocalSource
+
+        with self._sources_lock:
+            if key not in self._sources:
+                path = self.root / key
+                if not path.is_file():
+                    raise FileNotFoundError(path)
+                self._sources[key] = LocalSource(path)
+            return self._sources[key]
+
+    def _read_range(self, key: str, byte_range: Any) -> bytes:
+        from zarr.abc.store import OffsetByteRequest, RangeByteRequest
+
+        source = self._source(key)
+        size = source.size()
+        if isinstance(byte_range, RangeByteRequest):
+            start, end = byte_range.start, min(byte_range.end, size)
+        elif isinstance(byte_range, OffsetByteRequest):
+            start, end = byte_range.offset, size
+        else:
+            start, end = max(0, size - byte_range.suffix), size
+        return source.read(start, max(0, end - start))
+
+    def close(self) -> None:
+        with self._sources_lock:
+            for source in self._sources.values():
+                source.close()
+            self._sources.clear()
+        super().close()
+
+
 class CountingStore(WrapperStore):
     """Wraps a zarr store and counts the bytes and requests it serves (any storage)."""
 
@@ -465,29 +520,11 @@ class CountingStore(WrapperStore):
         return bufs
 
 
-class ShardIndexCache(WrapperStore):
-    """Keeps the shard indexes zarr reads (suffix ranges of a read-only store) for the loader's
-    lifetime: a few KB per shard, and without it every patch pays one more cold read per shard
-    touched. Chunk data is never cached."""
-
-    def __init__(self, store: Any) -> None:
-        super().__init__(store)
-        self._indexes: dict[tuple[str, int], Any] = {}
-
-    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-        from zarr.abc.store import SuffixByteRequest
-
-        if not isinstance(byte_range, SuffixByteRequest):
-            return await self._store.get(key, prototype, byte_range)
-        cache_key = (key, byte_range.suffix)
-        if cache_key not in self._indexes:
-            self._indexes[cache_key] = await self._store.get(key, prototype, byte_range)
-        return self._indexes[cache_key]
-
-
 class ZarrLoader(Loader):
     """Zarr v3 cube (plain, sharded or zipped): all groups read concurrently with zarr's async
-    API; group and array metadata are opened per load, like a stateless data loader."""
+    API; group and array metadata are opened per load, like a stateless data loader. Sharded
+    arrays are read through :class:`eolab.shardview.ShardedAsChunks` (each inner chunk one
+    concurrent ranged read, shard indexes kept for the loader's lifetime)."""
 
     bytes_method = "store"
 
@@ -497,7 +534,7 @@ class ZarrLoader(Loader):
         super().__init__(storage)
         self.format = fmt
         self.counter = CountingStore(store)  # what storage served (cache hits excluded)
-        self.store = ShardIndexCache(self.counter)
+        self.store = ShardedAsChunks(self.counter)
         self.concurrency = 64
         self.path = f"{tile}/{year}"
         self.describe = describe or str(store)
@@ -636,9 +673,7 @@ def open_loader(
             fs = s3.filesystem(asynchronous=True)
             store = FsspecStore(fs, path=f"{s3.bucket}/{key(ds.entry)}", read_only=True)
         else:
-            from zarr.storage import LocalStore
-
-            store = LocalStore(ds.entry_path, read_only=True)
+            store = RangeReadLocalStore(ds.entry_path)
         cls = XarrayZarrLoader if baseline else ZarrLoader
         where = f"s3://{s3.bucket}/{key(ds.entry)}" if on_s3 else str(ds.entry_path)
         loader = cls(fmt, store, tile, year, storage, describe=where)
