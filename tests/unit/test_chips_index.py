@@ -284,7 +284,7 @@ def test_write_index_is_atomic_on_failure(tmp_path):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
 def test_in_classes_equals_isin(dtype):
-    from eolab.chips.sensors import in_classes
+    from eolab.chips.stats import in_classes
 
     values = np.arange(-3, 300).astype(dtype) if dtype != np.uint8 else np.arange(256, dtype=dtype)
     grid = np.random.default_rng(1).choice(values, size=(300, 257))  # split into row bands

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyproj
 import pystac
 import shapely
 from affine import Affine
@@ -64,6 +65,12 @@ def grid_of(item: pystac.Item, chip_size: int) -> ChipGrid:
     )
 
 
+@functools.cache
+def wgs84_crs() -> pyproj.CRS:
+    """WGS84 as a CRS object, parsed once (geopandas parses a string on every table)."""
+    return pyproj.CRS.from_user_input(WGS84)
+
+
 @functools.lru_cache(maxsize=64)
 def to_wgs84(crs: str) -> Transformer:
     """A cached transformer from ``crs`` to WGS84 lon/lat (creating one costs milliseconds)."""
@@ -89,7 +96,7 @@ def all_fractions(grid: ChipGrid, masks: dict[str, Mask]) -> dict[str, np.ndarra
     """Per-chip fraction of every mask, flattened row-major; cloud and nodata default to 0."""
     out = {name: np.zeros(grid.count) for name in STAT_COLUMNS}
     for name, mask in masks.items():
-        out[name] = chip_fractions(mask.array, mask.transform, grid).ravel()
+        out[name] = chip_fractions(mask.array, mask.transform, grid, mask.classes).ravel()
     return out
 
 
@@ -111,7 +118,10 @@ def chip_table(
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     columns: dict[str, Any] = {
         "chipid": chip_ids(item_id, ix, iy),
-        "date": pd.array([ts.date()] * n, dtype=pd.ArrowDtype(pa.date32())),
+        "date": pd.array(
+            pa.array(np.full(n, np.datetime64(ts.date(), "D")), type=pa.date32()),
+            dtype=pd.ArrowDtype(pa.date32()),
+        ),
         "chip_index_x": ix.astype(np.uint16),
         "chip_index_y": iy.astype(np.uint16),
     }
@@ -121,15 +131,17 @@ def chip_table(
     columns |= {
         "platform": np.full(n, platform, dtype=object),
         "item_id": np.full(n, item_id, dtype=object),
-        "datetime": pd.DatetimeIndex([ts] * n).as_unit("ms"),
+        "datetime": pd.DatetimeIndex(
+            np.full(n, np.datetime64(ts.tz_localize(None), "ms")), tz="UTC"
+        ),
         "native_crs": np.full(n, grid.crs, dtype=object),
         "native_xmin": bounds[:, 0],
         "native_ymin": bounds[:, 1],
         "native_xmax": bounds[:, 2],
         "native_ymax": bounds[:, 3],
     }
-    frame = pd.DataFrame(columns)
-    return gpd.GeoDataFrame(frame, geometry=chip_polygons(bounds, grid.crs), crs=WGS84)
+    columns["geometry"] = gpd.array.from_shapely(chip_polygons(bounds, grid.crs), crs=wgs84_crs())
+    return gpd.GeoDataFrame(columns, geometry="geometry")
 
 
 def index_item(

@@ -15,16 +15,18 @@ import pystac
 from affine import Affine
 
 from eolab.chips.rasterio_io import read_raster
-from eolab.chips.stats import in_row_bands
 from eolab.errors import InputError
 
 
 @dataclass(frozen=True)
 class Mask:
-    """A 2-D boolean mask and its north-up transform in the item's CRS."""
+    """A 2-D boolean mask and its north-up transform in the item's CRS; with ``classes``,
+    ``array`` is a class map and the mask is "value in ``classes``" (tested per chip row,
+    cheaper than a full-size boolean array)."""
 
     array: np.ndarray
     transform: Affine
+    classes: tuple[int, ...] | None = None
 
 
 def asset_href(item: pystac.Item, keys: tuple[str, ...]) -> tuple[str, str]:
@@ -35,32 +37,6 @@ def asset_href(item: pystac.Item, keys: tuple[str, ...]) -> tuple[str, str]:
     raise InputError(
         f"STAC item {item.id}: none of the assets {list(keys)} (has {list(item.assets)})"
     )
-
-
-def in_classes(values: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
-    """``np.isin(values, classes)`` for class maps, a few times faster: contiguous runs of
-    classes are one range test each (``values - lo <= hi - lo`` wraps around when unsigned)."""
-    runs: list[list[int]] = []
-    for value in sorted(set(classes)):
-        if runs and value == runs[-1][1] + 1:
-            runs[-1][1] = value
-        else:
-            runs.append([value, value])
-    out = np.zeros(values.shape, bool)
-    unsigned = values.dtype.kind == "u"
-
-    def classify(rows: slice) -> None:
-        part, hit = values[rows], out[rows]
-        for lo, hi in runs:
-            if lo == hi:
-                hit |= part == lo
-            elif unsigned and 0 <= lo and hi <= np.iinfo(values.dtype).max:
-                hit |= (part - values.dtype.type(lo)) <= hi - lo
-            else:
-                hit |= (part >= lo) & (part <= hi)
-
-    in_row_bands(len(values), classify, min_rows=64)
-    return out
 
 
 class ChipStatistics:
@@ -117,8 +93,8 @@ class Sentinel2L2AStatistics(ChipStatistics):
         _, href = asset_href(item, self.scl_assets)
         scl, t = read_raster(href, bands=[1])
         return {
-            "cloud": Mask(in_classes(scl[0], self.cloud_classes), t),
-            "nodata": Mask(scl[0] == self.nodata_class, t),
+            "cloud": Mask(scl[0], t, self.cloud_classes),
+            "nodata": Mask(scl[0], t, (self.nodata_class,)),
         }
 
 

@@ -105,6 +105,57 @@ def in_row_bands(n_rows: int, func: Callable[[slice], None], min_rows: int = 8) 
             done.result()
 
 
+def class_runs(classes: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Sorted classes as inclusive runs of consecutive values: (1, 3, 8, 9, 10) -> 1, 3, 8-10."""
+    runs: list[list[int]] = []
+    for value in sorted(set(classes)):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return [(lo, hi) for lo, hi in runs]
+
+
+def match_classes(
+    values: np.ndarray,
+    runs: list[tuple[int, int]],
+    out: np.ndarray,
+    scratch: np.ndarray | None = None,
+) -> np.ndarray:
+    """``out[...] = np.isin(values, classes)`` (bool ``out``), a few times faster: each run of
+    classes is one equality or one range test (``values - lo <= hi - lo`` wraps around when
+    unsigned). Meant for cache-sized blocks; ``scratch`` (the shape of ``values``, bool, or
+    None) is reused between calls instead of allocating temporaries."""
+    unsigned = values.dtype.kind == "u"
+    if len(runs) > 1 and scratch is None:
+        scratch = np.empty(values.shape, bool)
+    for i, (lo, hi) in enumerate(runs):
+        hit = out if i == 0 else scratch
+        if lo == hi:
+            np.equal(values, lo, out=hit)
+        elif unsigned and 0 <= lo and hi <= np.iinfo(values.dtype).max:
+            if values.dtype == np.uint8:  # subtract into hit's own bytes, compare in place
+                shifted = np.subtract(values, np.uint8(lo), out=hit.view(np.uint8))
+            else:
+                shifted = values - values.dtype.type(lo)
+            np.less_equal(shifted, hi - lo, out=hit)
+        else:
+            np.logical_and(values >= lo, values <= hi, out=hit)
+        if i:
+            out |= hit
+    if not runs:
+        out[...] = False
+    return out
+
+
+def in_classes(values: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+    """``np.isin(values, classes)`` for class maps (see ``match_classes``), in row bands."""
+    runs = class_runs(classes)
+    out = np.empty(values.shape, bool)
+    in_row_bands(len(values), lambda rows: match_classes(values[rows], runs, out[rows]), 64)
+    return out
+
+
 def overlaps(n_chips: int, chip_len: float, offset: float, n_px: int, px_len: float) -> np.ndarray:
     """``(n_chips, n_px)`` overlap lengths of chips ``[i*chip_len, (i+1)*chip_len)`` with pixels
     ``[offset + r*px_len, offset + (r+1)*px_len)`` on one axis."""
@@ -146,11 +197,15 @@ def _whole_pixels(chip_len: float, offset: float, px_len: float) -> int | None:
     return None
 
 
-def chip_fractions(mask: np.ndarray, mask_transform: Affine, grid: ChipGrid) -> np.ndarray:
+def chip_fractions(
+    mask: np.ndarray, mask_transform: Affine, grid: ChipGrid, classes: tuple[int, ...] | None = None
+) -> np.ndarray:
     """Fraction ``(ny, nx)`` of each chip's area where ``mask`` is true (or its mean weight).
 
     ``mask`` is a 2-D boolean (or 0..1 weight) array georeferenced by ``mask_transform`` in the
-    grid's CRS; it must cover the grid. Exact for integer pixel-size ratios (area weights).
+    grid's CRS; it must cover the grid. With ``classes``, ``mask`` is a class map and the mask
+    is "value in ``classes``", tested chip row by chip row (never a full-size boolean array).
+    Exact for integer pixel-size ratios (area weights).
     """
     mask = np.asarray(mask)
     if mask.ndim != 2:
@@ -160,27 +215,45 @@ def chip_fractions(mask: np.ndarray, mask_transform: Affine, grid: ChipGrid) -> 
         return np.zeros((grid.ny, grid.nx))
     kx = _whole_pixels(grid.chip_width, off_x, px_w)
     ky = _whole_pixels(grid.chip_height, off_y, px_h)
-    if kx is not None and ky is not None:
-        if mask.dtype == bool:  # count as bytes: narrow accumulators are faster, still exact
-            mask = mask.view(np.uint8)
+    if kx is not None and ky is not None and (classes is not None or mask.dtype == bool):
+        return _whole_pixel_counts(mask, grid, kx, ky, classes) / (kx * ky)
+    if classes is not None:
+        mask = in_classes(mask, classes)
+    if kx is not None and ky is not None:  # 0..1 weights on whole pixels
         block = mask[: grid.ny * ky, : grid.nx * kx].reshape(grid.ny, ky, grid.nx, kx)
-        counts = np.empty((grid.ny, grid.nx))
-
-        def reduce(rows: slice) -> None:
-            part = block[rows]
-            if mask.dtype == np.uint8 and kx < 256:
-                counts[rows] = part.sum(axis=3, dtype=np.uint16).sum(axis=1, dtype=np.int64)
-            else:
-                counts[rows] = part.sum(axis=(1, 3), dtype=np.float64)
-
-        in_row_bands(grid.ny, reduce)
-        return counts / (kx * ky)
+        return block.sum(axis=(1, 3), dtype=np.float64) / (kx * ky)
     oy = overlaps(grid.ny, grid.chip_height, off_y, mask.shape[0], px_h)
     ox = overlaps(grid.nx, grid.chip_width, off_x, mask.shape[1], px_w)
     # Separable: reduce rows, then columns, each chip row/column over the pixels it overlaps.
     area = _weighted_sums(oy, mask)
     area = _weighted_sums(ox, area.T).T
     return area / (grid.chip_width * grid.chip_height)
+
+
+def _whole_pixel_counts(
+    mask: np.ndarray, grid: ChipGrid, kx: int, ky: int, classes: tuple[int, ...] | None
+) -> np.ndarray:
+    """Pixels of each chip in the mask (bool) or in ``classes`` (class map), chips spanning
+    ``ky`` x ``kx`` whole mask pixels. One chip row at a time, so the test and its temporaries
+    stay in the CPU cache: the rows of a chip row are added up first (vector adds of whole
+    rows, uint16 is exact below 65536 rows), then each chip's columns."""
+    runs = class_runs(classes) if classes is not None else None
+    width = grid.nx * kx
+    counts = np.empty((grid.ny, grid.nx), dtype=np.int64)
+    row_dtype = np.uint16 if ky < 2**16 else np.int64
+
+    def reduce(chip_rows: slice) -> None:
+        # whole mask rows (contiguous), only the chips' columns summed; buffers per thread
+        hit, scratch = np.empty((2, ky, mask.shape[1]), bool)
+        for cy in range(chip_rows.start, chip_rows.stop):
+            band = mask[cy * ky : (cy + 1) * ky]
+            if runs is not None:
+                band = match_classes(band, runs, hit, scratch)
+            columns = band[:, :width].view(np.uint8).sum(axis=0, dtype=row_dtype)
+            counts[cy] = columns.reshape(grid.nx, kx).sum(axis=1, dtype=np.int64)
+
+    in_row_bands(grid.ny, reduce, min_rows=1)
+    return counts
 
 
 def _weighted_sums(weights: np.ndarray, data: np.ndarray) -> np.ndarray:
