@@ -101,3 +101,21 @@ def test_mask_not_covering_grid_is_an_error():
         chip_fractions(np.zeros((1000, 1830), bool), Affine(60, 0, 300000, 0, -60, 6800040), grid)
     with pytest.raises(ValueError, match="north-up"):
         ChipGrid((10, 10), Affine(10, 0, 0, 0, 10, 0), 2, "EPSG:32635")
+
+
+@pytest.mark.parametrize("res", [20, 60], ids=["20m-whole-pixels", "60m-area-weighted"])
+def test_class_masks_equal_the_loop_over_the_matching_boolean_mask(res):
+    """A class map with ``classes`` (L2A's SCL) gives the fractions of ``isin(map, classes)``."""
+    grid = full_tile_grid()
+    factor = res // 10
+    n = 10980 // factor
+    rng = np.random.default_rng(res + 1)
+    scl = np.repeat(np.repeat(rng.integers(0, 12, (n // 50 + 1,) * 2), 50, 0), 50, 1)
+    scl = scl[:n, :n].astype(np.uint8)
+    scl[rng.random((n, n)) < 0.05] = 9
+    t = Affine(res, 0, NORTH[1], 0, -res, NORTH[2])
+    for classes in ((1, 3, 8, 9, 10), (0,), (2, 3, 4, 11)):
+        got = chip_fractions(scl, t, grid, classes)
+        want = loop_fractions(np.isin(scl, classes), factor, grid)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+        assert 0.01 < got.std()
