@@ -1,7 +1,7 @@
 # Sentinel-2 L1C intake from the Copernicus Data Space Ecosystem (used when
 # sentinel2.source is cdse; not part of the offline demo). S3 keys come from the AWS
-# environment or cdse.profile. Each job opens cdse.workers connections: run with
-# `--resources cdse_connections=4` to keep all jobs together within the CDSE quota.
+# environment or cdse.profile. Each job opens cdse.workers connections; the profiles cap the
+# total (`resources: cdse_connections: 4`) to keep all jobs together within the CDSE quota.
 import shlex
 
 CDSE = config["cdse"]

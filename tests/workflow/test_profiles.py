@@ -128,3 +128,25 @@ def test_dry_run_of_a_real_tile_year_plans_the_heavy_jobs_on_the_profiles_partit
         assert res["slurm_partition"] == want.get("slurm_partition", default["slurm_partition"])
         assert int(res["runtime"]) == minutes(want.get("runtime", default["runtime"])), rule
         assert int(res["mem_mb"]) == want.get("mem_mb", default["mem_mb"]), rule
+
+
+def test_the_local_profile_keeps_intake_jobs_within_the_cdse_connection_quota(tmp_path):
+    """Two jobs that each declare the 4 CDSE connections of intake_cdse never run at once, though
+    cores would allow it: the profile's global `cdse_connections: 4` is what serialises them."""
+    (tmp_path / "Snakefile").write_text(
+        "rule all:\n    input: ['a', 'b']\n"
+        "rule intake:\n    output: '{x}'\n    resources: cdse_connections=4\n"
+        "    shell: 'date +%s.%N > {output}; sleep 1.5; date +%s.%N >> {output}'\n"
+    )
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "--profile", str(ROOT / "profiles" / "local"), "--cores", "2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (a0, a1), (b0, b1) = (
+        [float(v) for v in (tmp_path / x).read_text().split()] for x in ("a", "b")
+    )
+    assert a1 <= b0 or b1 <= a0, "two 4-connection jobs overlapped"
+    for profile in ("slurm", "roihu", "local"):
+        assert load(profile)["resources"] == {"cdse_connections": 4}
