@@ -340,11 +340,10 @@ class SafeLoader(_RasterioLoader):
         self.bands: list[dict[str, str]] = []  # per date: band -> relative JP2 path
 
     def open(self) -> SafeLoader:
-        from eolab.products import read_manifest
+        from eolab.products import usable_products
 
         manifest = self.catalog_root / self.ds.entry
-        doc = read_manifest(manifest)
-        for i, item in enumerate(doc["products"]):
+        for i, item in enumerate(usable_products(manifest)):
             product = read_safe(manifest.parent / item["path"])
             if i == 0:
                 for group in GROUPS:

@@ -7,6 +7,7 @@ the conversion rules read it. Paths inside are relative to the manifest's folder
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from eolab import atomic
 from eolab.errors import InputError
 
 MANIFEST_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 def write_manifest(
@@ -46,8 +48,28 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def product_paths(path: str | Path) -> list[Path]:
-    """Absolute SAFE folders listed in a products manifest, in time order."""
-    path = Path(path)
+def usable_products(path: str | Path) -> list[dict[str, Any]]:
+    """The products a conversion may read: those not marked ``"verified": false``.
+
+    An intake run with ``--allow-unverified`` lists incomplete products too; they are left out
+    here with a warning naming each (a truncated JP2 must not become pixels). A manifest whose
+    products are all unverified is an InputError.
+    """
     doc = read_manifest(path)
-    return [(path.parent / p["path"]).resolve() for p in doc["products"]]
+    products = [p for p in doc["products"] if p.get("verified", True)]
+    for p in doc["products"]:
+        if not p.get("verified", True):
+            problems = "; ".join(p.get("problems", [])[:2]) or "incomplete"
+            log.warning("%s: %s is not verified (%s); left out", path, p.get("id"), problems)
+    if doc["products"] and not products:
+        raise InputError(
+            f"{path}: none of its {len(doc['products'])} products is verified; "
+            "rerun the intake to complete them"
+        )
+    return products
+
+
+def product_paths(path: str | Path) -> list[Path]:
+    """Absolute SAFE folders of the usable (verified) products of a manifest, in time order."""
+    path = Path(path)
+    return [(path.parent / p["path"]).resolve() for p in usable_products(path)]

@@ -26,7 +26,7 @@ from typing import Any
 from tqdm import tqdm
 
 from eolab.errors import InputError
-from eolab.products import read_manifest
+from eolab.products import usable_products
 
 FORMATS = ("safe", "cog", "zarr", "zarr-sharded", "zarr-zip")
 MULTIPART_CHUNK = 16 * 1024 * 1024
@@ -62,9 +62,8 @@ def _tree_files(folder: Path, root: Path) -> list[str]:
 
 
 def _safe_files(manifest: Path) -> list[str]:
-    doc = read_manifest(manifest)
     files = [manifest.name]
-    for product in doc["products"]:
+    for product in usable_products(manifest):
         files += _tree_files(manifest.parent / product["path"], manifest.parent)
     return files
 

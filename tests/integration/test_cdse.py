@@ -407,6 +407,30 @@ def test_complete_download_is_equal_byte_for_byte(stac_api, proxy, eodata, aws_e
     assert proxy.connections <= 8  # reused, not one per request
 
 
+def test_an_item_without_an_s3_folder_fails_only_itself(proxy, eodata, aws_env, items, tmp_path):
+    import copy
+
+    from eolab.cdse import s3
+    from eolab.cdse.download import fetch_products
+
+    broken = copy.deepcopy(items[0])
+    broken["id"] += "-NO-S3"
+    broken["links"] = [
+        link for link in broken.get("links", []) if not link.get("href", "").startswith("s3://")
+    ]
+    for asset in broken["assets"].values():
+        asset["href"] = "https://download.example/odata/x"
+        asset.pop("alternate", None)
+    client = s3.make_client(proxy.url, region="us-east-1", requests_per_minute=None)
+    prods = fetch_products(items + [broken], tmp_path / "cdse", client, progress=False)
+    by_id = {p.id: p for p in prods}
+    assert set(by_id) == {i["id"] for i in items} | {broken["id"]}
+    assert not by_id[broken["id"]].verified
+    assert "no s3:// href" in by_id[broken["id"]].problems[0]
+    assert all(by_id[i["id"]].verified for i in items)  # the others were fetched and verified
+    assert local_files(tmp_path / "cdse") == eodata
+
+
 def test_interrupted_download_resumes_with_only_the_missing_files(
     stac_api, proxy, eodata, aws_env, tmp_path
 ):

@@ -271,12 +271,20 @@ def fetch_products(
     bucket named in the items' hrefs, so a mirror can serve the same keys)."""
     out = Path(out)
     prods: dict[str, ProductFetch] = {}
+    unplannable: list[ProductFetch] = []  # no usable S3 folder: listed unverified, not fetched
     for item in items:
-        item_bucket, prefix = safe_prefix(item)
+        try:
+            item_bucket, prefix = safe_prefix(item)
+            local = _local_path(out, prefix.rstrip("/"))
+        except InputError as exc:
+            name = f"{item.get('id')}.SAFE"
+            prod = ProductFetch(item, bucket, "", out / name, problems=[str(exc)])
+            log.warning("%s", exc)
+            unplannable.append(prod)
+            continue
         if prefix in prods:  # a catalog error; fetching one folder twice at once would race
             log.warning("%s: same SAFE folder as %s; skipped", item["id"], prods[prefix].id)
             continue
-        local = _local_path(out, prefix.rstrip("/"))
         prods[prefix] = ProductFetch(item, item_bucket, prefix, local)
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -286,4 +294,4 @@ def fetch_products(
             Fetcher(client, bucket, out, workers, retries, bars).run(list(prods.values()))
     finally:
         bars.close()
-    return list(prods.values())
+    return list(prods.values()) + unplannable

@@ -200,7 +200,7 @@ def items_from_listing(
     SAFE folders from the products manifest, written as one collection at ``out_dir``."""
     from tqdm import tqdm
 
-    from eolab.products import read_manifest
+    from eolab.products import usable_products
 
     listing = Path(listing)
     try:
@@ -208,8 +208,7 @@ def items_from_listing(
         entries = doc["products"]
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{listing}: not a COG listing ({exc})") from exc
-    manifest = read_manifest(products)
-    safes = {p["id"]: (Path(products).parent / p["path"]) for p in manifest["products"]}
+    safes = {p["id"]: (Path(products).parent / p["path"]) for p in usable_products(products)}
     items = []
     for entry in tqdm(entries, desc="stac items", unit="item", disable=not progress):
         if entry["id"] not in safes:
