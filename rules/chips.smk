@@ -78,7 +78,7 @@ rule chips_merge:
 
 # The pixels' source: the STAC catalog (COGs) or the Zarr cubes of every tile-year.
 PRECHIP_SOURCES = (
-    expand(rules.safe_to_zarr.output.store, tile=S2_TILES, year=S2_YEAR)
+    expand(rules.safe_to_zarr.output.summary, tile=S2_TILES, year=S2_YEAR)
     if PRECHIP["source"] == "zarr"
     else [rules.chips_catalog.output.catalog]
 )
@@ -100,7 +100,11 @@ rule chips_prechip:
         out=lambda w, output: Path(output.manifest).parent,
         source=PRECHIP["source"],
         sources=lambda w, input: " ".join(
-            f"--{'zarr' if PRECHIP['source'] == 'zarr' else 'items'} {s}"
+            (
+                f"--zarr {s.removesuffix('.summary.json')}"
+                if PRECHIP["source"] == "zarr"
+                else f"--items {s}"
+            )
             for s in input.sources
         ),
         resolution=PRECHIP["resolution"],

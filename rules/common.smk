@@ -55,3 +55,18 @@ def gres_nvme(factor=2.0, margin_gb=10):
         return nvme_gres(input, factor, margin_gb)
 
     return gres
+
+
+def cog_folder(tile, year):
+    """The COGs of a tile-year (beside the listing, which is the rule's output)."""
+    return results("sentinel2", "cog", tile, str(year))
+
+
+def zarr_store(kind, tile, year):
+    """A tile-year's Zarr store, kind "zarr" or "zarr-sharded" (beside its summary)."""
+    return results("sentinel2", kind, f"{tile}_{year}.zarr")
+
+
+def zarr_summary(kind, tile="{tile}", year="{year}"):
+    """The summary JSON to-zarr writes when a store is complete: the rule's output."""
+    return zarr_store(kind, tile, year) + ".summary.json"

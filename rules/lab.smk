@@ -44,11 +44,11 @@ def format_product(fmt, tile, year):
 
 
 def product_deps(fmt, tile, year):
-    """Everything the workflow writes for a format (COGs: the listing and the COG folder)."""
-    deps = [format_product(fmt, tile, year)]
-    if fmt == "cog":
-        deps.append(results("sentinel2", "cog", tile, str(year)))
-    return deps
+    """The file that says a format is complete: the entry point, or a Zarr store's summary
+    (the store itself is not a rule output, see rules/sentinel2.smk)."""
+    if fmt in ("zarr", "zarr-sharded"):
+        return [zarr_summary(fmt, tile, year)]
+    return [format_product(fmt, tile, year)]
 
 
 def network_copy_dir(fmt, tile, year):

@@ -1,5 +1,11 @@
 # Sentinel-2 L1C conversions of a tile-year: SAFE -> COGs, SAFE -> Zarr v3 datacube (plain
 # and sharded), plain Zarr -> one zip. Inputs: the products manifest (fixtures or CDSE).
+#
+# The COG folder and the Zarr stores are not declared outputs: Snakemake deletes a job's
+# outputs before running it, and these conversions resume (finished COGs are skipped, a store
+# is appended to and repaired), so a job killed at its time limit and run again would start
+# from nothing. Each rule's output is the file its command writes last (the COG listing, the
+# store's summary JSON); later rules depend on that and find the data beside it.
 import shlex
 
 S2CONV = config["sentinel2_convert"]
@@ -30,7 +36,6 @@ rule safe_to_cog:
         manifest=s2_products_manifest,
     output:
         listing=results("sentinel2", "cog", "{tile}_{year}.json"),
-        cogs=directory(results("sentinel2", "cog", "{tile}", "{year}")),
     log:
         log_path("safe_to_cog", "{tile}_{year}"),
     benchmark:
@@ -39,11 +44,12 @@ rule safe_to_cog:
         CONDA_ENV
     threads: S2CONV["threads"]
     params:
+        cogs=lambda w: cog_folder(w.tile, w.year),
         compress=S2COG["compress"],
         blocksize=S2COG["blocksize"],
         resampling=S2COG["overview_resampling"],
     shell:
-        "eolab sentinel2 to-cog --manifest {input.manifest} {output.cogs}"
+        "eolab sentinel2 to-cog --manifest {input.manifest} {params.cogs:q}"
         " --listing {output.listing} --compress {params.compress}"
         " --blocksize {params.blocksize} --overview-resampling {params.resampling}"
         " --workers {threads} --quiet > {log} 2>&1"
@@ -53,7 +59,7 @@ rule safe_to_zarr:
     input:
         manifest=s2_products_manifest,
     output:
-        store=directory(results("sentinel2", "zarr", "{tile}_{year}.zarr")),
+        summary=zarr_summary("zarr"),
     log:
         log_path("safe_to_zarr", "{tile}_{year}"),
     benchmark:
@@ -62,17 +68,19 @@ rule safe_to_zarr:
         CONDA_ENV
     threads: S2CONV["threads"]
     params:
+        store=lambda w: zarr_store("zarr", w.tile, w.year),
         options=ZARR_OPTIONS,
     shell:
-        "eolab sentinel2 to-zarr --manifest {input.manifest} --store {output.store}"
-        " {params.options} --workers {threads} --quiet > {log} 2>&1"
+        "eolab sentinel2 to-zarr --manifest {input.manifest} --store {params.store:q}"
+        " {params.options} --workers {threads} --summary {output.summary:q} --quiet"
+        " > {log} 2>&1"
 
 
 rule safe_to_zarr_sharded:
     input:
         manifest=s2_products_manifest,
     output:
-        store=directory(results("sentinel2", "zarr-sharded", "{tile}_{year}.zarr")),
+        summary=zarr_summary("zarr-sharded"),
     log:
         log_path("safe_to_zarr_sharded", "{tile}_{year}"),
     benchmark:
@@ -81,15 +89,17 @@ rule safe_to_zarr_sharded:
         CONDA_ENV
     threads: S2CONV["threads"]
     params:
+        store=lambda w: zarr_store("zarr-sharded", w.tile, w.year),
         options=ZARR_OPTIONS,
     shell:
-        "eolab sentinel2 to-zarr --manifest {input.manifest} --store {output.store}"
-        " --sharded {params.options} --workers {threads} --quiet > {log} 2>&1"
+        "eolab sentinel2 to-zarr --manifest {input.manifest} --store {params.store:q}"
+        " --sharded {params.options} --workers {threads} --summary {output.summary:q}"
+        " --quiet > {log} 2>&1"
 
 
 rule zip_zarr:
     input:
-        store=rules.safe_to_zarr.output.store,
+        summary=rules.safe_to_zarr.output.summary,
     output:
         zip=results("sentinel2", "zarr-zip", "{tile}_{year}.zarr.zip"),
     log:
@@ -98,15 +108,17 @@ rule zip_zarr:
         benchmark_path("zip_zarr", "{tile}_{year}")
     conda:
         CONDA_ENV
+    params:
+        store=lambda w: zarr_store("zarr", w.tile, w.year),
     shell:
-        "eolab zarr zip {input.store} {output.zip} > {log} 2>&1"
+        "eolab zarr zip {params.store:q} {output.zip:q} > {log} 2>&1"
 
 
 DEMO_TARGETS += expand(
     [
         rules.safe_to_cog.output.listing,
-        rules.safe_to_zarr.output.store,
-        rules.safe_to_zarr_sharded.output.store,
+        rules.safe_to_zarr.output.summary,
+        rules.safe_to_zarr_sharded.output.summary,
         rules.zip_zarr.output.zip,
     ],
     tile=S2_TILES,

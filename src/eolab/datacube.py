@@ -510,6 +510,31 @@ def spatial_ref_attrs(epsg: int, geo: safe.Geoposition) -> dict[str, Any]:
     return attrs
 
 
+def check_layout(z: zarr.Group, group: str, spec: CubeSpec) -> None:
+    """An existing group's data array must have the chunks, shards and compressor of ``spec``:
+    appending would silently keep the old layout. ConfigError naming both otherwise."""
+    data = z[DATA]
+    nb = data.shape[1]
+    ct, cy, cx = spec.chunks[group]
+    want = {"chunks": (ct, nb, cy, cx), "shards": None, "compressor": spec.codec().to_dict()}
+    if spec.shards is not None:
+        st, sy, sx = spec.shards[group]
+        want["shards"] = (st, nb, sy, sx)
+    compressors = data.compressors
+    have = {
+        "chunks": tuple(data.chunks),
+        "shards": tuple(data.shards) if data.shards else None,
+        "compressor": compressors[0].to_dict() if compressors else None,
+    }
+    differ = [k for k in want if want[k] != have[k]]
+    if differ:
+        detail = "; ".join(f"{k} {have[k]} in the store, {want[k]} asked" for k in differ)
+        raise ConfigError(
+            f"{z.store_path}: group {z.path} was written with another layout ({detail}); "
+            "delete the store (and its .summary.json in the workflow) to rebuild it"
+        )
+
+
 def create_group(
     root: zarr.Group, path: str, info: decode.ProductInfo, group: str, spec: CubeSpec
 ) -> zarr.Group:
@@ -691,6 +716,9 @@ def to_zarr(
     changed = created
     for tile, year in sorted({(i.tile, i.year) for i in infos.values()}):
         batch = {pid: i for pid, i in infos.items() if (i.tile, i.year) == (tile, year)}
+        for group in GROUPS:  # before anything changes, and even when nothing is to append
+            if group_path(tile, year, group) in root:
+                check_layout(root[group_path(tile, year, group)], group, spec)
         if not _needs_work(root, batch):
             for group in GROUPS:
                 cube = CubeGroup(root[group_path(tile, year, group)], group, staging)

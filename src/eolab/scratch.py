@@ -69,9 +69,14 @@ def node_local_dir(
 # -- sizing node-local space (Puhti's `--gres=nvme:<GB>`) ----------------------------------------
 
 
+ZARR_SUMMARY_SUFFIX = ".summary.json"  # <store>.summary.json: the workflow's Zarr rule output
+
+
 def input_bytes(paths: Iterable[str | os.PathLike]) -> int:
-    """Bytes behind a job's inputs: files, folders (recursively), and for a products manifest the
-    bytes of the SAFE products it lists (conversions name only the manifest as their input).
+    """Bytes behind a job's inputs: files, folders (recursively), and for the JSON files that
+    stand for data the data itself: a products manifest's SAFE products, a COG listing's COGs,
+    a Zarr store's summary (``<store>.summary.json``) the store beside it. Rules name only
+    those files as inputs (see rules/sentinel2.smk).
 
     Missing paths count 0: during a dry run the inputs of later jobs do not exist yet.
     """
@@ -81,7 +86,10 @@ def input_bytes(paths: Iterable[str | os.PathLike]) -> int:
         if path.is_dir():
             total += _tree_bytes(path)
         elif path.is_file():
-            total += _manifest_bytes(path) if path.suffix == ".json" else 0
+            if path.name.endswith(ZARR_SUMMARY_SUFFIX):
+                total += _tree_bytes(path.with_name(path.name[: -len(ZARR_SUMMARY_SUFFIX)]))
+            elif path.suffix == ".json":
+                total += _manifest_bytes(path)
             total += path.stat().st_size
     return total
 
@@ -133,7 +141,7 @@ def _tree_bytes(root: Path) -> int:
 
 
 def _manifest_bytes(path: Path) -> int:
-    """The products' bytes if ``path`` is a products manifest, else 0."""
+    """The products' bytes if ``path`` is a products manifest or a COG listing, else 0."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -147,4 +155,8 @@ def _manifest_bytes(path: Path) -> int:
             total += product["bytes"]
         elif product.get("path"):
             total += _tree_bytes(path.parent / product["path"])
+        elif isinstance(product.get("cogs"), dict):
+            for rel in product["cogs"].values():
+                cog = path.parent / rel
+                total += cog.stat().st_size if cog.is_file() else 0
     return total

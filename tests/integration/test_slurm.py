@@ -38,8 +38,8 @@ TILE, YEAR = TINY["sentinel2"]["tiles"][0], TINY["sentinel2"]["year"]
 # One tile-year through the heavy rules (output paths: docs/architecture.md).
 DATA_TARGETS = [
     f"results/sentinel2/cog/{TILE}_{YEAR}.json",
-    f"results/sentinel2/zarr/{TILE}_{YEAR}.zarr",
-    f"results/sentinel2/zarr-sharded/{TILE}_{YEAR}.zarr",
+    f"results/sentinel2/zarr/{TILE}_{YEAR}.zarr.summary.json",  # the store is beside it
+    f"results/sentinel2/zarr-sharded/{TILE}_{YEAR}.zarr.summary.json",
     f"results/sentinel2/zarr-zip/{TILE}_{YEAR}.zarr.zip",
 ]
 STAGE_TARGET = f"results/stage/copy_temp/zarr-zip/{TILE}_{YEAR}.json"  # node-local temp

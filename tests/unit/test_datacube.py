@@ -177,6 +177,23 @@ def test_appending_an_earlier_date_keeps_time_sorted(tmp_path, s2_products):
     assert_cube_matches(store, safes)
 
 
+def test_appending_with_another_layout_is_refused_and_changes_nothing(tmp_path, s2_products):
+    import dataclasses
+
+    from eolab.errors import ConfigError
+
+    store = tmp_path / "cube.zarr"
+    safes = product_paths(s2_products)
+    datacube.to_zarr(store, safes[:2], PLAIN, progress=False)
+    other_codec = dataclasses.replace(PLAIN, compressor={**dict(PLAIN.compressor), "clevel": 9})
+    for spec, what in ((SHARDED, "shards"), (other_codec, "compressor")):
+        for products in (safes, safes[:2]):  # something to append, or nothing
+            with pytest.raises(ConfigError, match=f"another layout.*{what}"):
+                datacube.to_zarr(store, products, spec, progress=False)
+    assert_cube_matches(store, safes[:2])
+    assert "consolidated_metadata" in json.loads((store / "zarr.json").read_text())
+
+
 def test_appending_into_a_partly_filled_block(tmp_path, s2_products):
     store = tmp_path / "cube.zarr"
     safes = product_paths(s2_products)

@@ -119,3 +119,21 @@ def test_slurm_offers_nvme_parses_sinfo(tmp_path, monkeypatch):
     scratch.slurm_offers_nvme.cache_clear()
     assert scratch.slurm_offers_nvme() is False
     scratch.slurm_offers_nvme.cache_clear()
+
+
+def test_input_bytes_counts_the_data_behind_a_zarr_summary_and_a_cog_listing(tmp_path):
+    """The workflow's conversion outputs are small JSON files standing for the data beside them."""
+    store = tmp_path / "T_2024.zarr"
+    (store / "g" / "c").mkdir(parents=True)
+    (store / "g" / "c" / "0").write_bytes(b"y" * 700)
+    summary = tmp_path / "T_2024.zarr.summary.json"
+    summary.write_text(json.dumps({"groups": {}, "decoded": 1}))
+    cog_dir = tmp_path / "T" / "2024" / "P1"
+    cog_dir.mkdir(parents=True)
+    (cog_dir / "10m.tif").write_bytes(b"c" * 5000)
+    (cog_dir / "20m.tif").write_bytes(b"c" * 2000)
+    listing = tmp_path / "T_2024.json"
+    cogs = {"10m": "T/2024/P1/10m.tif", "20m": "T/2024/P1/20m.tif", "60m": "T/2024/P1/gone.tif"}
+    listing.write_text(json.dumps({"tile": "T", "products": [{"id": "P1", "cogs": cogs}]}))
+    assert input_bytes([summary]) == 700 + summary.stat().st_size
+    assert input_bytes([listing]) == 7000 + listing.stat().st_size
