@@ -288,3 +288,28 @@ def test_a_network_error_fails_its_product_and_a_disk_error_stops_the_run(tmp_pa
     full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "f"))
     with pytest.raises(DiskSpaceError, match="no space left"):
         fetcher._settle(failed(full), prod)
+
+
+def test_only_the_newest_processing_of_an_acquisition_is_kept(real_item):
+    import copy
+
+    from eolab.cdse.search import latest_versions
+
+    def variant(version: str, processed: str, new_id: str) -> dict:
+        item = copy.deepcopy(real_item)
+        item["id"] = new_id
+        item["properties"]["processing:version"] = version
+        item["properties"]["processing:datetime"] = processed
+        return item
+
+    original = variant("05.00", "2024-01-16T01:05:05Z", real_item["id"].replace("N0510", "N0500"))
+    later_run = variant("05.10", "2024-03-01T00:00:00Z", real_item["id"] + "_2")
+    other_day = copy.deepcopy(real_item)
+    other_day["id"] = "S2A_MSIL1C_20240119T000741_N0510_R130_T51CVP_20240119T010505"
+    other_day["properties"]["datetime"] = "2024-01-19T00:07:41.024000Z"
+    kept, dropped = latest_versions([original, real_item, other_day, later_run])
+    assert [it["id"] for it in kept] == [later_run["id"], other_day["id"]]
+    assert dropped == sorted([original["id"], real_item["id"]])
+    # 5.9 < 05.10: versions compare as numbers, not strings
+    nine = variant("05.09", "2024-05-01T00:00:00Z", "nine")
+    assert [it["id"] for it in latest_versions([nine, real_item])[0]] == [real_item["id"]]

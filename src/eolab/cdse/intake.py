@@ -55,11 +55,12 @@ def find_items(
         strategy=settings.strategy,
     )
     log.info(
-        "%d products of %s in %d windows (%s search)",
+        "%d products of %s in %d windows (%s search); %d older processings left out",
         len(result.items),
         tile,
         len(result.windows),
         result.strategy,
+        len(result.superseded),
     )
     if not result.items:
         cloud = (

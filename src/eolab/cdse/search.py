@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,7 @@ class SearchResult:
     items: list[dict[str, Any]]
     strategy: str
     windows: list[tuple[Window, int]] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)  # ids of older processing versions
 
 
 def _iso(value: dt.datetime) -> str:
@@ -234,8 +236,36 @@ def search_tile(
             if item["id"] not in seen and keep_item(item, tile, max_cloud_cover):
                 seen.add(item["id"])
                 result.items.append(item)
-    result.items.sort(key=lambda it: (it["properties"].get("datetime") or "", it["id"]))
+    result.items, result.superseded = latest_versions(result.items)
+    for old_id in result.superseded:
+        log.info("%s: superseded by a newer processing of the same acquisition; skipped", old_id)
     return result
+
+
+def latest_versions(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """One item per acquisition (platform and sensing time): the newest processing (highest
+    ``processing:version``, then latest ``processing:datetime``). CDSE lists reprocessed
+    products (another baseline, another id) beside the originals; both in the cube would be
+    two time steps with the same time. Returns (kept items sorted by datetime then id,
+    ids left out)."""
+
+    def newest_first(it: dict[str, Any]) -> tuple:
+        props = it["properties"]
+        version = tuple(int(p) for p in re.findall(r"\d+", str(props.get("processing:version"))))
+        return (version, str(props.get("processing:datetime") or ""), it["id"])
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for item in items:
+        props = item["properties"]
+        key = (str(props.get("platform") or ""), str(props.get("datetime") or item["id"]))
+        groups.setdefault(key, []).append(item)
+    kept, dropped = [], []
+    for group in groups.values():
+        group.sort(key=newest_first, reverse=True)
+        kept.append(group[0])
+        dropped += [it["id"] for it in group[1:]]
+    kept.sort(key=lambda it: (it["properties"].get("datetime") or "", it["id"]))
+    return kept, sorted(dropped)
 
 
 def _query_window(client, query: dict[str, Any], win: Window, cap: int) -> list[dict[str, Any]]:
