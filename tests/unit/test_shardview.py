@@ -152,3 +152,29 @@ def test_range_read_local_store_serves_every_kind_of_range(tmp_path):
         assert sync(store.get("a/missing", proto, RangeByteRequest(0, 4))) is None
     finally:
         store.close()
+
+
+def test_shard_index_at_the_start_of_the_shard(tmp_path):
+    from zarr.codecs import BloscCodec, BytesCodec, ShardingCodec, ShardingCodecIndexLocation
+
+    sharding = ShardingCodec(
+        chunk_shape=(8, 16),
+        codecs=[BytesCodec(), BloscCodec()],
+        index_location=ShardingCodecIndexLocation.start,
+    )
+    arr = zarr.create(
+        shape=(50, 70),
+        chunks=(32, 32),
+        dtype="int32",
+        fill_value=0,
+        zarr_format=3,
+        store=LocalStore(tmp_path / "s.zarr"),
+        path="a",
+        codecs=[sharding],
+    )
+    values = np.arange(50 * 70, dtype="int32").reshape(50, 70)
+    arr[...] = values
+    viewed = zarr.open_array(ShardedAsChunks(RangeReadLocalStore(tmp_path / "s.zarr")), path="a")
+    assert viewed.shards is None and viewed.chunks == (8, 16)
+    np.testing.assert_array_equal(viewed[...], values)
+    np.testing.assert_array_equal(viewed[3:40, 5:66], values[3:40, 5:66])
