@@ -243,12 +243,29 @@ def s3_access(config: S3Config, log_path: str | os.PathLike | None = None) -> It
             ensure_bucket(access.client(), config.bucket)
             yield access
         return
+    access = _with_credentials(config)
+    ensure_bucket(access.client(), config.bucket)
+    yield access
+
+
+def endpoint_access(
+    endpoint_url: str, profile: str | None = None, region: str | None = None
+) -> S3Access:
+    """An :class:`S3Access` to an endpoint for reading ``s3://bucket/key`` hrefs (no bucket of
+    its own); credentials as boto3 finds them (AWS environment, then ``profile``)."""
+    return _with_credentials(
+        S3Config(bucket="", endpoint_url=endpoint_url, profile=profile, region=region)
+    )
+
+
+def _with_credentials(config: S3Config) -> S3Access:
+    """An :class:`S3Access` to ``config``'s endpoint with the credentials boto3 resolves."""
     import boto3
 
     session = boto3.Session(profile_name=config.profile, region_name=config.region)
     creds = session.get_credentials()
     frozen = creds.get_frozen_credentials() if creds is not None else None
-    access = S3Access(
+    return S3Access(
         config,
         config.endpoint_url or "",
         session.region_name or "us-east-1",
@@ -256,8 +273,6 @@ def s3_access(config: S3Config, log_path: str | os.PathLike | None = None) -> It
         frozen.secret_key if frozen else None,
         frozen.token if frozen else None,
     )
-    ensure_bucket(access.client(), config.bucket)
-    yield access
 
 
 @dataclass(frozen=True)

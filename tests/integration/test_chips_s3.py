@@ -12,9 +12,9 @@ from chips_data import convert_tile
 from eolab.chips.chipper import Chipper
 from eolab.chips.index import index_items, load_items
 from eolab.chips.merge import read_index
-from eolab.chips.rasterio_io import S3Settings
 from eolab.errors import InputError
 from eolab.s3server import LOCAL_KEY_ID, LOCAL_SECRET
+from eolab.storage import S3Access, S3Config
 
 pytestmark = pytest.mark.integration
 BUCKET = "eolab-chips"
@@ -28,6 +28,12 @@ def upload_tree(client, folder: Path, prefix: str) -> int:
     return count
 
 
+def local_access(server) -> S3Access:
+    return S3Access(
+        S3Config(bucket=""), server.endpoint_url, "us-east-1", LOCAL_KEY_ID, LOCAL_SECRET
+    )
+
+
 @pytest.fixture(scope="module")
 def tile(tmp_path_factory, s2_products):
     return convert_tile(tmp_path_factory.mktemp("chips-s3"), s2_products, "35VLH")
@@ -38,7 +44,7 @@ def test_chips_over_s3_equal_local_reads(tile, s3_server, s3_client):
     root = tile.cog_dir.parents[2]  # <root>/cog/35VLH/2024
     assert upload_tree(s3_client, root / "cog", "results/cog") >= 9
     assert upload_tree(s3_client, tile.zarr, "results/zarr/35VLH_2024.zarr") > 0
-    s3 = S3Settings(s3_server.endpoint_url, LOCAL_KEY_ID, LOCAL_SECRET)
+    s3 = local_access(s3_server)
     index = read_index(tile.index_dir)
     href_map = {str((root / "cog").resolve()): f"s3://{BUCKET}/results/cog"}
 
@@ -67,8 +73,17 @@ def test_chips_over_s3_equal_local_reads(tile, s3_server, s3_client):
         broken[0]
 
 
-def test_index_reads_masks_from_s3(tile, s3_server, s3_client, tmp_path):
-    """Items whose assets live on S3 (hrefs rewritten) are indexed through /vsis3/."""
+def test_index_reads_masks_from_s3(tile, s3_server, s3_client, tmp_path, monkeypatch):
+    """Items whose assets live on S3 (hrefs rewritten) are indexed through /vsis3/, with the
+    credentials the CLI finds in the AWS environment (``eolab chips index --s3-endpoint``)."""
+    from eolab.storage import endpoint_access
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", LOCAL_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
     s3_client.create_bucket(Bucket=BUCKET)
     items = load_items([tile.collection])
     item = items[0]
@@ -76,7 +91,8 @@ def test_index_reads_masks_from_s3(tile, s3_server, s3_client, tmp_path):
         path = Path(item.assets[key].get_absolute_href())
         s3_client.upload_file(str(path), BUCKET, f"{item.id}/{path.name}")
         item.assets[key].href = f"s3://{BUCKET}/{item.id}/{path.name}"
-    s3 = S3Settings(s3_server.endpoint_url, LOCAL_KEY_ID, LOCAL_SECRET)
+    s3 = endpoint_access(s3_server.endpoint_url)
+    assert "secret" not in repr(s3).lower() and LOCAL_SECRET not in repr(s3)
     [path] = index_items([item], tmp_path, chip_size=32, s3=s3, progress=False)
     remote = read_index(path)
     local = read_index(tile.index_dir / f"{item.id}.parquet")

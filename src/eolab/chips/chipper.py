@@ -29,8 +29,9 @@ from rasterio.windows import Window
 
 from eolab.chips.index import load_items
 from eolab.chips.merge import read_index
-from eolab.chips.rasterio_io import S3Settings, gdal_env, open_raster
+from eolab.chips.rasterio_io import gdal_env, open_raster
 from eolab.errors import InputError
+from eolab.storage import S3Access
 
 # Open COG datasets kept at once while iterating over chips.
 MAX_OPEN = 32
@@ -98,7 +99,7 @@ class CogSource:
         self,
         items: list[pystac.Item],
         href_map: dict[str, str] | None = None,
-        s3: S3Settings | None = None,
+        s3: S3Access | None = None,
     ):
         self.items = {item.id: item for item in items}
         self.href_map = href_map or {}
@@ -159,7 +160,7 @@ class ZarrSource:
     """Chips from Zarr cubes ``<store>/<tile>/<year>/<group>`` (``data``: time, band, y, x); each
     tile-year is looked up in the given stores in turn (the workflow writes one per tile-year)."""
 
-    def __init__(self, stores: str | Path | list[str | Path], s3: S3Settings | None = None):
+    def __init__(self, stores: str | Path | list[str | Path], s3: S3Access | None = None):
         listed = stores if isinstance(stores, list | tuple) else [stores]
         self.stores = [str(s) for s in listed]
         self.store = ", ".join(self.stores)  # for messages
@@ -270,7 +271,7 @@ class Chipper:
         zarr_store: str | Path | list[str | Path] | None = None,
         resolution: float = 10.0,
         href_map: dict[str, str] | None = None,
-        s3: S3Settings | None = None,
+        s3: S3Access | None = None,
     ):
         self.index = index if isinstance(index, pd.DataFrame) else read_index(index)
         self.resolution = float(resolution)

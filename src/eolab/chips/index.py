@@ -30,10 +30,11 @@ from pyproj import Transformer
 from tqdm import tqdm
 
 from eolab.atomic import atomic_path
-from eolab.chips.rasterio_io import S3Settings, gdal_env
+from eolab.chips.rasterio_io import gdal_env
 from eolab.chips.sensors import ChipStatistics, Mask, statistics_for
 from eolab.chips.stats import ChipGrid, chip_fractions
 from eolab.errors import InputError
+from eolab.storage import S3Access
 
 WGS84 = "EPSG:4326"
 STAT_COLUMNS = {"cloud": "cloud_cover_percentage", "nodata": "nodata_percentage"}
@@ -217,7 +218,7 @@ def index_items(
     chip_size: int = 256,
     max_nodata: float = 0.5,
     sensor: str = "auto",
-    s3: S3Settings | None = None,
+    s3: S3Access | None = None,
     progress: bool = True,
 ) -> list[Path]:
     """Write ``out_dir/<item_id>.parquet`` for each item; files already built with the same

@@ -12,14 +12,14 @@ s3_endpoint_option = click.option(
     "--s3-endpoint",
     envvar="EOLAB_S3_ENDPOINT",
     default=None,
-    help="S3 endpoint URL for s3:// hrefs (credentials from AWS_ACCESS_KEY_ID/SECRET).",
+    help="S3 endpoint URL for s3:// hrefs (credentials from the AWS environment or files).",
 )
 
 
 def _s3(endpoint: str | None):
-    from eolab.chips.rasterio_io import S3Settings
+    from eolab.storage import endpoint_access
 
-    return S3Settings(endpoint_url=endpoint) if endpoint else None
+    return endpoint_access(endpoint) if endpoint else None
 
 
 def _href_map(pairs: tuple[str, ...]) -> dict[str, str]:
