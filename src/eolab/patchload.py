@@ -32,12 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zarr.core.buffer import default_buffer_prototype
-from zarr.storage import LocalStore, WrapperStore
+from zarr.storage import WrapperStore
 
 from eolab.errors import InputError
 from eolab.safe import BAND_GROUPS, read_safe
-from eolab.shardview import ShardedAsChunks
+from eolab.shardview import RangeReadLocalStore, ShardedAsChunks
 from eolab.stage import Dataset
 
 GROUPS = tuple(BAND_GROUPS)
@@ -437,59 +436,6 @@ class CogLoader(_RasterioLoader):
             for group in GROUPS:
                 out[group].append(next(blocks))
         return {g: np.stack(v) for g, v in out.items()}
-
-
-class RangeReadLocalStore(LocalStore):
-    """A read-only local zarr store whose ranged reads (shard indexes and the chunks inside a
-    shard) go through one open, random-access :class:`eolab.zipreader.LocalSource` per file
-    instead of an open, seek and buffered read per request."""
-
-    def __init__(self, root: str | os.PathLike) -> None:
-        super().__init__(root, read_only=True)
-        self._sources: dict[str, Any] = {}
-        self._sources_lock = threading.Lock()
-
-    async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:
-        if byte_range is None:
-            return await super().get(key, prototype)
-        if prototype is None:
-            prototype = default_buffer_prototype()
-        try:
-            data = await asyncio.to_thread(self._read_range, key, byte_range)
-        except FileNotFoundError:
-            return None
-        return prototype.buffer.from_bytes(data)
-
-    def _source(self, key: str) -> Any:
-        from eolab.zipreader import LocalSource
-
-        with self._sources_lock:
-            if key not in self._sources:
-                path = self.root / key
-                if not path.is_file():
-                    raise FileNotFoundError(path)
-                self._sources[key] = LocalSource(path)
-            return self._sources[key]
-
-    def _read_range(self, key: str, byte_range: Any) -> bytes:
-        from zarr.abc.store import OffsetByteRequest, RangeByteRequest
-
-        source = self._source(key)
-        size = source.size()
-        if isinstance(byte_range, RangeByteRequest):
-            start, end = byte_range.start, min(byte_range.end, size)
-        elif isinstance(byte_range, OffsetByteRequest):
-            start, end = byte_range.offset, size
-        else:
-            start, end = max(0, size - byte_range.suffix), size
-        return source.read(start, max(0, end - start))
-
-    def close(self) -> None:
-        with self._sources_lock:
-            for source in self._sources.values():
-                source.close()
-            self._sources.clear()
-        super().close()
 
 
 class CountingStore(WrapperStore):

@@ -14,6 +14,9 @@ array is remembered. A read of inner chunk ``c/t/b/y/x`` becomes a ranged read o
 the range taken from the shard index (read once per shard, crc32c checked, kept for the view's
 lifetime: a few KB per shard). Arrays whose layout this does not cover (nested sharding, other
 chunk key encodings or index codecs) pass through unchanged and zarr reads them as before.
+
+``RangeReadLocalStore`` serves the ranged reads of local stores from one open, random-access
+file per shard; ``read_store`` opens a local or ``s3://`` store through both.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
-from zarr.storage import WrapperStore
+from zarr.core.buffer import default_buffer_prototype
+from zarr.storage import LocalStore, WrapperStore
 
 from eolab.errors import InputError
 
@@ -224,3 +230,73 @@ def _within(start: int, length: int, byte_range: ByteRequest | None) -> tuple[in
     if isinstance(byte_range, OffsetByteRequest):
         return start + byte_range.offset, start + length
     return start + max(0, length - byte_range.suffix), start + length
+
+
+class RangeReadLocalStore(LocalStore):
+    """A read-only local zarr store whose ranged reads (shard indexes and the chunks inside a
+    shard) go through one open, random-access :class:`eolab.zipreader.LocalSource` per file
+    instead of an open, seek and buffered read per request."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        super().__init__(root, read_only=True)
+        self._sources: dict[str, Any] = {}
+        self._sources_lock = threading.Lock()
+
+    async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:
+        if byte_range is None:
+            return await super().get(key, prototype)
+        if prototype is None:
+            prototype = default_buffer_prototype()
+        try:
+            data = await asyncio.to_thread(self._read_range, key, byte_range)
+        except FileNotFoundError:
+            return None
+        return prototype.buffer.from_bytes(data)
+
+    def _source(self, key: str) -> Any:
+        from eolab.zipreader import LocalSource
+
+        with self._sources_lock:
+            if key not in self._sources:
+                path = self.root / key
+                if not path.is_file():
+                    raise FileNotFoundError(path)
+                self._sources[key] = LocalSource(path)
+            return self._sources[key]
+
+    def _read_range(self, key: str, byte_range: Any) -> bytes:
+        from zarr.abc.store import OffsetByteRequest, RangeByteRequest
+
+        source = self._source(key)
+        size = source.size()
+        if isinstance(byte_range, RangeByteRequest):
+            start, end = byte_range.start, min(byte_range.end, size)
+        elif isinstance(byte_range, OffsetByteRequest):
+            start, end = byte_range.offset, size
+        else:
+            start, end = max(0, size - byte_range.suffix), size
+        return source.read(start, max(0, end - start))
+
+    def close(self) -> None:
+        with self._sources_lock:
+            for source in self._sources.values():
+                source.close()
+            self._sources.clear()
+        super().close()
+
+
+def read_store(location: str | os.PathLike, s3: Any = None) -> ShardedAsChunks:
+    """A read-only zarr store for a local path or an ``s3://bucket/key`` URL (through ``s3``, an
+    :class:`eolab.storage.S3Access`, or s3fs's defaults), sharded arrays seen as chunks."""
+    text = str(location)
+    if text.startswith("s3://"):
+        import s3fs
+        from zarr.storage import FsspecStore
+
+        fs = (
+            s3.filesystem(asynchronous=True)
+            if s3 is not None
+            else s3fs.S3FileSystem(asynchronous=True)
+        )
+        return ShardedAsChunks(FsspecStore(fs, path=text[len("s3://") :], read_only=True))
+    return ShardedAsChunks(RangeReadLocalStore(text))

@@ -373,3 +373,22 @@ def test_cli_index_merge_get_prechip(north, tmp_path, capsys):
         )
     assert exc.value.code == 1
     assert "eolab: error: chip" in capsys.readouterr().err
+
+
+def test_chips_from_a_sharded_cube_equal_the_plain_cube(north, tmp_path):
+    from eolab import datacube
+    from eolab.products import product_paths
+
+    sharded = tmp_path / "sharded.zarr"
+    spec = datacube.CubeSpec(shards=datacube.DEFAULT_SHARDS)
+    datacube.to_zarr(sharded, product_paths(north.manifest), spec, progress=False)
+    index = read_index(north.index_dir)
+    plain = Chipper(index, source="zarr", zarr_store=north.zarr)
+    shards = Chipper(index, source="zarr", zarr_store=sharded)
+    with plain, shards:
+        n = 0
+        for a, b in zip(plain, shards, strict=True):
+            assert a.chipid == b.chipid
+            np.testing.assert_array_equal(a.pixels, b.pixels)
+            n += 1
+    assert n == len(index) > 0

@@ -12,8 +12,8 @@ from zarr.core.sync import sync
 from zarr.storage import LocalStore
 
 from eolab.errors import InputError
-from eolab.patchload import CountingStore, RangeReadLocalStore
-from eolab.shardview import ShardedAsChunks
+from eolab.patchload import CountingStore
+from eolab.shardview import RangeReadLocalStore, ShardedAsChunks
 
 SHAPE, SHARDS, CHUNKS = (5, 3, 70, 90), (4, 3, 32, 64), (2, 3, 16, 16)
 

@@ -194,17 +194,16 @@ class ZarrSource:
     def _open_group(self, tile: str, year: int) -> list:
         import zarr
 
+        from eolab.shardview import read_store
+
         key = (tile, year)
         if key in self._groups:
             return self._groups[key]
         members = None
         for store in self.stores:
-            s3 = self.s3 and store.startswith("s3://")
-            options = self.s3.storage_options() if s3 else None
             try:
-                root = zarr.open_group(
-                    store, mode="r", path=f"{tile}/{year}", storage_options=options
-                )
+                # sharded cubes read as their inner chunks, shard indexes kept (one GET each)
+                root = zarr.open_group(read_store(store, self.s3), mode="r", path=f"{tile}/{year}")
                 members = sorted(root.groups())
                 break
             except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
