@@ -131,6 +131,15 @@ class CubeSpec:
                     )
         self.codec()
 
+    def blocks(self, group: str, bands: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+        """(chunks, shards or None) of a group's ``(time, band, y, x)`` data array."""
+        ct, cy, cx = self.chunks[group]
+        shards = None
+        if self.shards is not None:
+            st, sy, sx = self.shards[group]
+            shards = (st, bands, sy, sx)
+        return (ct, bands, cy, cx), shards
+
     def codec(self) -> BloscCodec:
         """The Blosc compressor (typesize 2: shuffle groups the bytes of uint16 values)."""
         try:
@@ -514,12 +523,8 @@ def check_layout(z: zarr.Group, group: str, spec: CubeSpec) -> None:
     """An existing group's data array must have the chunks, shards and compressor of ``spec``:
     appending would silently keep the old layout. ConfigError naming both otherwise."""
     data = z[DATA]
-    nb = data.shape[1]
-    ct, cy, cx = spec.chunks[group]
-    want = {"chunks": (ct, nb, cy, cx), "shards": None, "compressor": spec.codec().to_dict()}
-    if spec.shards is not None:
-        st, sy, sx = spec.shards[group]
-        want["shards"] = (st, nb, sy, sx)
+    chunks, shards = spec.blocks(group, data.shape[1])
+    want = {"chunks": chunks, "shards": shards, "compressor": spec.codec().to_dict()}
     compressors = data.compressors
     have = {
         "chunks": tuple(data.chunks),
@@ -542,7 +547,7 @@ def create_group(
     geo = info.grids[group]
     bands = list(safe.BAND_GROUPS[group])
     nb = len(bands)
-    ct, cy, cx = spec.chunks[group]
+    chunks, shards = spec.blocks(group, nb)
     z = root.require_group(path)
     z.attrs.update(
         {
@@ -553,15 +558,11 @@ def create_group(
             STATE_ATTR: {"version": FORMAT_VERSION, "length": 0, "staged": []},
         }
     )
-    shards = None
-    if spec.shards is not None:
-        st, sy, sx = spec.shards[group]
-        shards = (st, nb, sy, sx)
     coords = " ".join([*STR_LABELS, *BAND_LABELS, WAVELENGTH, SPATIAL_REF])
     z.create_array(
         DATA,
         shape=(0, nb, geo.nrows, geo.ncols),
-        chunks=(ct, nb, cy, cx),
+        chunks=chunks,
         shards=shards,
         dtype="uint16",
         fill_value=0,
@@ -717,8 +718,9 @@ def to_zarr(
     for tile, year in sorted({(i.tile, i.year) for i in infos.values()}):
         batch = {pid: i for pid, i in infos.items() if (i.tile, i.year) == (tile, year)}
         for group in GROUPS:  # before anything changes, and even when nothing is to append
-            if group_path(tile, year, group) in root:
-                check_layout(root[group_path(tile, year, group)], group, spec)
+            path = group_path(tile, year, group)
+            if path in root:
+                check_layout(root[path], group, spec)
         if not _needs_work(root, batch):
             for group in GROUPS:
                 cube = CubeGroup(root[group_path(tile, year, group)], group, staging)

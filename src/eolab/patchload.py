@@ -36,7 +36,7 @@ from zarr.storage import WrapperStore
 
 from eolab.errors import InputError
 from eolab.safe import BAND_GROUPS, read_safe
-from eolab.shardview import RangeReadLocalStore, ShardedAsChunks
+from eolab.shardview import ShardedAsChunks, base_store
 from eolab.stage import Dataset
 
 GROUPS = tuple(BAND_GROUPS)
@@ -605,6 +605,7 @@ def open_loader(
     elif fmt in ("zarr", "zarr-sharded", "zarr-zip"):
         from eolab.zipreader import S3Source, ZipRangeStore, ZipReader
 
+        where = f"s3://{s3.bucket}/{key(ds.entry)}" if on_s3 else str(ds.entry_path)
         if fmt == "zarr-zip":
             reader = (
                 ZipReader(S3Source(s3.client(max(32, workers)), s3.bucket, key(ds.entry)))
@@ -612,15 +613,9 @@ def open_loader(
                 else ZipReader.open(ds.entry_path)
             )
             store: Any = ZipRangeStore(reader, workers=max(16, workers))
-        elif on_s3:
-            from zarr.storage import FsspecStore
-
-            fs = s3.filesystem(asynchronous=True)
-            store = FsspecStore(fs, path=f"{s3.bucket}/{key(ds.entry)}", read_only=True)
         else:
-            store = RangeReadLocalStore(ds.entry_path)
+            store = base_store(where, s3)
         cls = XarrayZarrLoader if baseline else ZarrLoader
-        where = f"s3://{s3.bucket}/{key(ds.entry)}" if on_s3 else str(ds.entry_path)
         loader = cls(fmt, store, tile, year, storage, describe=where)
     else:
         raise InputError(f"unknown format {fmt!r} (expected one of {', '.join(FORMAT_LOADERS)})")

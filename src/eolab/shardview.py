@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+from zarr.abc.store import ByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import LocalStore, WrapperStore
 
 from eolab.errors import InputError
+from eolab.zipreader import LocalSource, byte_bounds
 
 EMPTY = 2**64 - 1  # offset and length of a chunk that was never written
 CRC_BYTES = 4
@@ -137,8 +138,10 @@ class ShardedAsChunks(WrapperStore):
         start, length = (int(v) for v in index[inner])
         if start == EMPTY and length == EMPTY:
             return None  # zarr fills it with the fill value, as the sharding codec would
-        begin, end = _within(start, length, byte_range)
-        return await self._store.get(shard_key, prototype, RangeByteRequest(begin, end))
+        begin, end = byte_bounds(byte_range, length)  # within the chunk, then in the shard
+        return await self._store.get(
+            shard_key, prototype, RangeByteRequest(start + begin, start + end)
+        )
 
     async def get_partial_values(self, prototype: Any, key_ranges: Any) -> list[Any]:
         return list(
@@ -151,7 +154,7 @@ class ShardedAsChunks(WrapperStore):
             return buf
         meta = json.loads(buf.to_bytes())
         prefix = key[: -len("zarr.json")]
-        if self._rewrite(prefix, meta) is False:
+        if not self._rewrite(prefix, meta):
             return buf
         return prototype.buffer.from_bytes(json.dumps(meta).encode())
 
@@ -221,17 +224,6 @@ class ShardedAsChunks(WrapperStore):
         return np.frombuffer(raw, dtype="<u8").reshape(*layout.chunks_per_shard, 2)
 
 
-def _within(start: int, length: int, byte_range: ByteRequest | None) -> tuple[int, int]:
-    """Absolute [begin, end) in the shard of ``byte_range`` taken inside one chunk."""
-    if byte_range is None:
-        return start, start + length
-    if isinstance(byte_range, RangeByteRequest):
-        return start + byte_range.start, start + min(byte_range.end, length)
-    if isinstance(byte_range, OffsetByteRequest):
-        return start + byte_range.offset, start + length
-    return start + max(0, length - byte_range.suffix), start + length
-
-
 class RangeReadLocalStore(LocalStore):
     """A read-only local zarr store whose ranged reads (shard indexes and the chunks inside a
     shard) go through one open, random-access :class:`eolab.zipreader.LocalSource` per file
@@ -254,8 +246,6 @@ class RangeReadLocalStore(LocalStore):
         return prototype.buffer.from_bytes(data)
 
     def _source(self, key: str) -> Any:
-        from eolab.zipreader import LocalSource
-
         with self._sources_lock:
             if key not in self._sources:
                 path = self.root / key
@@ -265,16 +255,8 @@ class RangeReadLocalStore(LocalStore):
             return self._sources[key]
 
     def _read_range(self, key: str, byte_range: Any) -> bytes:
-        from zarr.abc.store import OffsetByteRequest, RangeByteRequest
-
         source = self._source(key)
-        size = source.size()
-        if isinstance(byte_range, RangeByteRequest):
-            start, end = byte_range.start, min(byte_range.end, size)
-        elif isinstance(byte_range, OffsetByteRequest):
-            start, end = byte_range.offset, size
-        else:
-            start, end = max(0, size - byte_range.suffix), size
+        start, end = byte_bounds(byte_range, source.size())
         return source.read(start, max(0, end - start))
 
     def close(self) -> None:
@@ -285,9 +267,9 @@ class RangeReadLocalStore(LocalStore):
         super().close()
 
 
-def read_store(location: str | os.PathLike, s3: Any = None) -> ShardedAsChunks:
+def base_store(location: str | os.PathLike, s3: Any = None) -> Any:
     """A read-only zarr store for a local path or an ``s3://bucket/key`` URL (through ``s3``, an
-    :class:`eolab.storage.S3Access`, or s3fs's defaults), sharded arrays seen as chunks."""
+    :class:`eolab.storage.S3Access`, or s3fs's defaults); local ranged reads as above."""
     text = str(location)
     if text.startswith("s3://"):
         import s3fs
@@ -298,5 +280,10 @@ def read_store(location: str | os.PathLike, s3: Any = None) -> ShardedAsChunks:
             if s3 is not None
             else s3fs.S3FileSystem(asynchronous=True)
         )
-        return ShardedAsChunks(FsspecStore(fs, path=text[len("s3://") :], read_only=True))
-    return ShardedAsChunks(RangeReadLocalStore(text))
+        return FsspecStore(fs, path=text[len("s3://") :], read_only=True)
+    return RangeReadLocalStore(text)
+
+
+def read_store(location: str | os.PathLike, s3: Any = None) -> ShardedAsChunks:
+    """``base_store`` with sharded arrays seen as chunks."""
+    return ShardedAsChunks(base_store(location, s3))

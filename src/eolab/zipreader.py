@@ -340,8 +340,8 @@ def _asdict(entry: ZipEntry) -> dict[str, Any]:
     return {f: getattr(entry, f) for f in entry.__slots__}
 
 
-def _byte_bounds(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
-    """``[start, end)`` of a zarr byte request within a member of ``size`` bytes."""
+def byte_bounds(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
+    """``[start, end)`` of a zarr byte request within an object (or member) of ``size`` bytes."""
     if byte_range is None:
         return 0, size
     if isinstance(byte_range, RangeByteRequest):
@@ -409,7 +409,7 @@ class ZipRangeStore(Store):
         entry = self.reader.entries.get(self._key(key))
         if entry is None:
             return None
-        start, end = _byte_bounds(byte_range, entry.size)
+        start, end = byte_bounds(byte_range, entry.size)
         return prototype.buffer.from_bytes(self.reader.read(entry.name, start, end))
 
     async def get(
