@@ -36,7 +36,7 @@ from zarr.storage import WrapperStore
 
 from eolab.errors import InputError
 from eolab.safe import BAND_GROUPS, read_safe
-from eolab.shardview import ShardedAsChunks, base_store
+from eolab.shardview import ShardedAsChunks, base_store, close_s3_session
 from eolab.stage import Dataset
 
 GROUPS = tuple(BAND_GROUPS)
@@ -530,13 +530,7 @@ class ZarrLoader(Loader):
 
     def close(self) -> None:
         self.store.close()
-        fs = getattr(self.counter._store, "fs", None)
-        creator = getattr(fs, "_s3creator", None)
-        if creator is not None:  # an async s3fs session: close it in zarr's event loop
-            from zarr.core.sync import sync
-
-            sync(creator.__aexit__(None, None, None))
-            fs._s3 = None
+        close_s3_session(self.store)
 
 
 class XarrayZarrLoader(ZarrLoader):

@@ -287,3 +287,17 @@ def base_store(location: str | os.PathLike, s3: Any = None) -> Any:
 def read_store(location: str | os.PathLike, s3: Any = None) -> ShardedAsChunks:
     """``base_store`` with sharded arrays seen as chunks."""
     return ShardedAsChunks(base_store(location, s3))
+
+
+def close_s3_session(store: Any) -> None:
+    """Close the aiohttp session of an asynchronous s3fs behind a store opened by
+    ``base_store`` (in zarr's event loop, where it was opened); other stores: nothing to do."""
+    while isinstance(store, WrapperStore):
+        store = store._store
+    fs = getattr(store, "fs", None)
+    creator = getattr(fs, "_s3creator", None)
+    if creator is not None:
+        from zarr.core.sync import sync
+
+        sync(creator.__aexit__(None, None, None))
+        fs._s3 = None

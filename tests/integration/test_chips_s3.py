@@ -61,6 +61,9 @@ def test_chips_over_s3_equal_local_reads(tile, s3_server, s3_client):
         assert remote.source.href(load_items([tile.collection])[0].assets["10m"]).startswith(
             f"s3://{BUCKET}/"
         )
+        opened = [store._store.fs for store in cube.source._stores]
+        assert opened and all(fs._s3 is not None for fs in opened)
+    assert all(fs._s3 is None for fs in opened)  # closing the chipper closed its S3 sessions
 
     # A missing object is a clear error naming the href, not a crash deep in GDAL (a fresh
     # prefix: GDAL caches what it has already read).

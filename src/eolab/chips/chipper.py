@@ -167,6 +167,7 @@ class ZarrSource:
         self.s3 = s3
         self._groups: dict[tuple[str, int], list] = {}
         self._blocks: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._stores: list = []  # opened stores, closed with the source
 
     def _read_cached(self, data, t: int, rows: slice, cols: slice) -> np.ndarray:
         """``data[t, :, rows, cols]`` through a small cache of decoded chunks: zarr decodes a
@@ -203,7 +204,9 @@ class ZarrSource:
         for store in self.stores:
             try:
                 # sharded cubes read as their inner chunks, shard indexes kept (one GET each)
-                root = zarr.open_group(read_store(store, self.s3), mode="r", path=f"{tile}/{year}")
+                opened = read_store(store, self.s3)
+                self._stores.append(opened)
+                root = zarr.open_group(opened, mode="r", path=f"{tile}/{year}")
                 members = sorted(root.groups())
                 break
             except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
@@ -248,6 +251,12 @@ class ZarrSource:
         return names, waves, np.concatenate(blocks)
 
     def close(self) -> None:
+        from eolab.shardview import close_s3_session
+
+        for store in self._stores:
+            store.close()
+            close_s3_session(store)
+        self._stores.clear()
         self._groups.clear()
         self._blocks.clear()
 
