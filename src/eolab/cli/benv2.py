@@ -10,6 +10,12 @@ import click
 _PATH = click.Path(path_type=Path)
 
 
+def reference_option(name: str, **kwargs):
+    """An option under the reference script's name (``--s2_root``) and the dashed one
+    (``--s2-root``), stored as ``name``."""
+    return click.option(f"--{name}", f"--{name.replace('_', '-')}", name, **kwargs)
+
+
 @click.group()
 def benv2() -> None:
     """BigEarthNet v2 (reBEN): convert S1/S2 patch pairs into ML-ready tiles."""
@@ -22,18 +28,16 @@ def benv2() -> None:
     help="A BigEarthNet v2 folder holding BigEarthNet-S2/, "
     "BigEarthNet-S1/, Reference_Maps/ and metadata.parquet (sets the four paths below).",
 )
-@click.option("--s2_root", "--s2-root", "s2_root", type=_PATH, help="The BigEarthNet-S2 folder.")
-@click.option("--s1_root", "--s1-root", "s1_root", type=_PATH, help="The BigEarthNet-S1 folder.")
+@reference_option("s2_root", type=_PATH, help="The BigEarthNet-S2 folder.")
+@reference_option("s1_root", type=_PATH, help="The BigEarthNet-S1 folder.")
 @click.option("--metadata", type=_PATH, help="metadata.parquet (pairs S1 with S2; labels, splits).")
-@click.option(
-    "--reference_maps",
-    "--reference-maps",
+@reference_option(
     "reference_maps",
     type=_PATH,
     help="The Reference_Maps folder [default: beside --s2_root, when present].",
 )
 @click.option("--no-reference-maps", is_flag=True, help="Do not convert the reference maps.")
-@click.option("--out_dir", "--out-dir", "out_dir", type=_PATH, required=True)
+@reference_option("out_dir", type=_PATH, required=True)
 @click.option(
     "--bands",
     default="all",
@@ -68,25 +72,19 @@ def benv2() -> None:
     help="official splits, or resplit with the ratios [default: official, resplit "
     "when a ratio is given].",
 )
-@click.option(
-    "--train_ratio",
-    "--train-ratio",
+@reference_option(
     "train_ratio",
     type=float,
     default=None,
     help="Re-split share of train [0.8].",
 )
-@click.option(
-    "--val_ratio",
-    "--val-ratio",
+@reference_option(
     "val_ratio",
     type=float,
     default=None,
     help="Re-split share of validation [0.1]; the rest is test.",
 )
-@click.option(
-    "--split_group",
-    "--split-group",
+@reference_option(
     "split_group",
     type=click.Choice(["location", "block", "tile"]),
     default="location",
@@ -99,9 +97,7 @@ def benv2() -> None:
     default=None,
     help="keep=Austria,Finland or drop=Serbia (names or ISO codes AT BE FI IE XK LT LU PT RS CH).",
 )
-@click.option(
-    "--max_per_country",
-    "--max-per-country",
+@reference_option(
     "max_per_country",
     type=click.IntRange(1),
     default=None,
@@ -121,27 +117,21 @@ def benv2() -> None:
     help="Delete each source file once its output is written, read back, verified "
     "and journaled (kill-safe).",
 )
-@click.option(
-    "--min_free_gb",
-    "--min-free-gb",
+@reference_option(
     "min_free_gb",
     type=float,
     default=0.0,
     show_default=True,
     help="Pause below this much free space on --out_dir's disk.",
 )
-@click.option(
-    "--max_wait_s",
-    "--max-wait-s",
+@reference_option(
     "max_wait_s",
     type=float,
     default=600.0,
     show_default=True,
     help="Give up (cleanly) after waiting this long for space.",
 )
-@click.option(
-    "--target_gb",
-    "--target-gb",
+@reference_option(
     "target_gb",
     type=float,
     default=None,
@@ -156,26 +146,20 @@ def benv2() -> None:
     show_default=True,
     help="Build the sharded Zarr store per split.",
 )
-@click.option(
-    "--shard_patches",
-    "--shard-patches",
+@reference_option(
     "shard_patches",
     type=click.IntRange(1),
     default=256,
     show_default=True,
     help="Patches per shard file of the store.",
 )
-@click.option(
-    "--store_compression",
-    "--store-compression",
+@reference_option(
     "store_compression",
     type=click.Choice(["none", "lz4", "zstd"]),
     default="none",
     show_default=True,
 )
-@click.option(
-    "--min_s1_coverage",
-    "--min-s1-coverage",
+@reference_option(
     "min_s1_coverage",
     type=float,
     default=0.9,
@@ -185,9 +169,7 @@ def benv2() -> None:
 @click.option(
     "--reader", type=click.Choice(["tifffile", "rasterio"]), default="tifffile", show_default=True
 )
-@click.option(
-    "--stats_patches",
-    "--stats-patches",
+@reference_option(
     "stats_patches",
     type=click.IntRange(1),
     default=5000,
@@ -207,9 +189,7 @@ def benv2() -> None:
     show_default=True,
     help="Patches per task sent to a worker (the disk guard checks before each).",
 )
-@click.option(
-    "--commit_every",
-    "--commit-every",
+@reference_option(
     "commit_every",
     type=click.IntRange(1),
     default=32,
