@@ -218,10 +218,11 @@ def test_backoff_grows_and_is_capped():
 def test_request_pacer_spaces_requests():
     pacer = RequestPacer(per_minute=60_000)  # one start per millisecond
     pacer()
-    first = pacer._next - pacer.interval
+    first = pacer._next_ns - pacer.interval_ns
     for _ in range(4):
         pacer()
-    assert pacer._next - first >= 5 * pacer.interval  # five starts booked, none at once
+    # five starts booked, none at once (integer ns: exact whatever the clock's value)
+    assert pacer._next_ns - first >= 5 * pacer.interval_ns
 
 
 # --- command line ---------------------------------------------------------------------------------

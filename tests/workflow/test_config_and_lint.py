@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from workflow_util import make_workflow_copy, run_snakemake
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -22,8 +23,11 @@ def snakemake(*args):
 
 
 @pytest.mark.workflow
-def test_dry_run_on_default_config():
-    proc = snakemake("-n", "--quiet", "rules")
+def test_dry_run_on_default_config(tmp_path):
+    # In a copy of the workflow: the plan must not depend on what the user's results/ holds
+    # (after `make demo` nothing would be left to plan there).
+    workdir = make_workflow_copy(tmp_path / "wf")
+    proc = run_snakemake(workdir, "-n", "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr
     assert "fixtures_sentinel2" in proc.stdout + proc.stderr
 
@@ -38,7 +42,7 @@ def test_dry_run_on_default_config():
     ],
 )
 def test_bad_config_fails_before_any_job_and_names_the_key(tmp_path, override, key):
-    proc = snakemake("-n", "--config", override, "--directory", ROOT)
+    proc = run_snakemake(make_workflow_copy(tmp_path / "wf"), "-n", "--config", override)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert key in out

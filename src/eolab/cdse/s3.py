@@ -57,20 +57,24 @@ class _Retry(Exception):
 
 
 class RequestPacer:
-    """Spaces request starts evenly to stay under a requests-per-minute quota (thread-safe)."""
+    """Spaces request starts evenly to stay under a requests-per-minute quota (thread-safe).
+
+    Time is kept in integer nanoseconds: float sums of ``monotonic()`` lose the last digit on a
+    machine whose clock is in some ranges, which would book two starts closer than the interval.
+    """
 
     def __init__(self, per_minute: float):
-        self.interval = 60.0 / per_minute
-        self._next = 0.0
+        self.interval_ns = round(60e9 / per_minute)
+        self._next_ns = 0
         self._lock = threading.Lock()
 
     def __call__(self, **_kwargs) -> None:
         with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
+            now = time.monotonic_ns()
+            start = max(now, self._next_ns)
+            self._next_ns = start + self.interval_ns
         if start > now:
-            time.sleep(start - now)
+            time.sleep((start - now) / 1e9)
 
 
 def s3_config(workers: int = WORKERS, retries: int = RETRIES, read_timeout: float = 60.0):
