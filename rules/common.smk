@@ -50,7 +50,7 @@ def gres_nvme(factor=2.0, margin_gb=10):
     """
 
     def gres(wildcards, input):
-        from eolab.scratch import nvme_gres
+        from eolab.core.scratch import nvme_gres
 
         return nvme_gres(input, factor, margin_gb)
 

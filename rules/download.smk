@@ -4,7 +4,7 @@
 # a failed asset fails the job (details in results/download/stac/<name>/_download-errors.csv).
 import re
 
-from eolab.stac_dataset import config_flags
+from eolab.download.stac_dataset import config_flags
 
 DOWNLOAD = config["download"]
 STAC_DATASETS = DOWNLOAD["stac_datasets"]

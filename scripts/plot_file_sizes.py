@@ -2,8 +2,8 @@
 
 import sys
 
-from eolab.plots import file_sizes, plot_file_sizes
-from eolab.stage import dataset
+from eolab.lab.plots import file_sizes, plot_file_sizes
+from eolab.lab.staging import dataset
 
 with open(snakemake.log[0], "w") as log:  # noqa: F821 - injected by Snakemake
     sys.stdout = sys.stderr = log

@@ -3,7 +3,7 @@
 import json
 import sys
 
-from eolab.plots import plot_load_times, plot_throughput, staging_seconds
+from eolab.lab.plots import plot_load_times, plot_throughput, staging_seconds
 
 with open(snakemake.log[0], "w") as log:  # noqa: F821 - injected by Snakemake
     sys.stdout = sys.stderr = log

@@ -25,10 +25,10 @@ class ConvertedTile:
 
 def convert_tile(root: Path, manifest: Path, tile: str, zarr: bool = True) -> ConvertedTile:
     """SAFE -> COGs (+ Zarr) -> STAC collection -> one chip index per item."""
-    from eolab import cog, datacube
     from eolab.chips.index import index_items, load_items
     from eolab.chips.items import items_from_listing
-    from eolab.products import product_paths
+    from eolab.sentinel2 import cog, datacube
+    from eolab.sentinel2.products import product_paths
 
     paths = product_paths(manifest)
     cog_dir = root / "cog" / tile / "2024"

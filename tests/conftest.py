@@ -26,7 +26,7 @@ def samples() -> Path:
 @pytest.fixture(scope="session")
 def s3_server():
     """A real moto S3 server over HTTP on 127.0.0.1 for the whole session."""
-    from eolab.s3server import LocalS3Server
+    from eolab.fixtures.s3server import LocalS3Server
 
     with LocalS3Server() as server:
         yield server

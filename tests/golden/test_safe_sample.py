@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from eolab.errors import InputError
-from eolab.mgrs import tile_grid
-from eolab.products import product_paths
-from eolab.safe import BANDS, read_safe, sha3_256, to_datetime64
+from eolab.core.errors import InputError
+from eolab.sentinel2.mgrs import tile_grid
+from eolab.sentinel2.products import product_paths
+from eolab.sentinel2.safe import BANDS, read_safe, sha3_256, to_datetime64
 
 pytestmark = pytest.mark.golden
 

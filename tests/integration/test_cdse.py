@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 from faultproxy import FaultProxy
 
-from eolab.cdse import search
-from eolab.cdse.intake import IntakeSettings, run_intake
-from eolab.cdse.items import item_from_safe, safe_key
-from eolab.cdse.s3 import AccessDenied, EndpointUnreachable
-from eolab.errors import ConfigError, InputError, RemoteError
-from eolab.products import product_paths, read_manifest
-from eolab.s3server import LOCAL_KEY_ID, LOCAL_SECRET, free_port
-from eolab.safe import read_safe
+from eolab.core.errors import ConfigError, InputError, RemoteError
+from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET, free_port
+from eolab.intake import search
+from eolab.intake.intake import IntakeSettings, run_intake
+from eolab.intake.items import item_from_safe, safe_key
+from eolab.intake.s3 import AccessDenied, EndpointUnreachable
+from eolab.sentinel2.products import product_paths, read_manifest
+from eolab.sentinel2.safe import read_safe
 
 pytestmark = pytest.mark.integration
 
@@ -410,8 +410,8 @@ def test_complete_download_is_equal_byte_for_byte(stac_api, proxy, eodata, aws_e
 def test_an_item_without_an_s3_folder_fails_only_itself(proxy, eodata, aws_env, items, tmp_path):
     import copy
 
-    from eolab.cdse import s3
-    from eolab.cdse.download import fetch_products
+    from eolab.intake import s3
+    from eolab.intake.download import fetch_products
 
     broken = copy.deepcopy(items[0])
     broken["id"] += "-NO-S3"
@@ -542,7 +542,7 @@ def test_clear_errors_for_unknown_tile_empty_results_and_unreachable_endpoints(
 
 
 def test_missing_credentials_are_a_config_error(monkeypatch, tmp_path):
-    from eolab.cdse.s3 import make_client
+    from eolab.intake.s3 import make_client
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)

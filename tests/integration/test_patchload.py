@@ -8,11 +8,11 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from eolab.patchbench import RESULT_SCHEMA, run
-from eolab.patchload import open_loader, random_patches
-from eolab.safe import BAND_GROUPS, read_safe
-from eolab.stage import FORMATS, copy_dataset, dataset, upload_dataset
-from eolab.storage import S3Access, S3Config
+from eolab.lab.patchbench import RESULT_SCHEMA, run
+from eolab.lab.patchload import open_loader, random_patches
+from eolab.lab.staging import FORMATS, copy_dataset, dataset, upload_dataset
+from eolab.lab.storage import S3Access, S3Config
+from eolab.sentinel2.safe import BAND_GROUPS, read_safe
 
 pytestmark = pytest.mark.integration
 TILE, YEAR = "35VLH", 2024
@@ -21,8 +21,9 @@ TILE, YEAR = "35VLH", 2024
 @pytest.fixture(scope="module")
 def formats(s2_products, tmp_path_factory):
     """Every format of the fixture tile-year, converted with the workflow's own code."""
-    from eolab import cog, datacube, zipzarr
-    from eolab.products import product_paths
+    from eolab.sentinel2 import cog, datacube
+    from eolab.sentinel2.products import product_paths
+    from eolab.zarrio import zipzarr
 
     root = tmp_path_factory.mktemp("formats")
     paths = product_paths(s2_products)
@@ -56,7 +57,7 @@ def formats(s2_products, tmp_path_factory):
 @pytest.fixture()
 def s3(s3_server, s3_client):
     s3_client.create_bucket(Bucket="lab")
-    from eolab.s3server import LOCAL_KEY_ID, LOCAL_SECRET
+    from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET
 
     return S3Access(
         S3Config("lab"), s3_server.endpoint_url, "us-east-1", LOCAL_KEY_ID, LOCAL_SECRET
@@ -65,7 +66,7 @@ def s3(s3_server, s3_client):
 
 def _truth(manifest, patch):
     """The patch read straight from the JP2 files with rasterio (independent of the loaders)."""
-    from eolab.products import product_paths
+    from eolab.sentinel2.products import product_paths
 
     out = {}
     for group, bands in BAND_GROUPS.items():

@@ -85,7 +85,7 @@ rule slurm_probe:
 """
 PROBE_SCRIPT = """
 import json, os, sys
-from eolab.scratch import resolve_node_local
+from eolab.core.scratch import resolve_node_local
 
 node = resolve_node_local()
 (node.path / "probe.txt").write_text("written inside the job")

@@ -22,9 +22,9 @@ import pytest
 
 from eolab.download.fetch import ChecksumMismatch, Fetcher, FetchError, RetryPolicy
 from eolab.download.filters import make_filters
-from eolab.download.localhttp import Fault, LocalHTTPServer, NginxServer, nginx_available
+from eolab.download.stac_dataset import DownloadFailed, StacDatasetOptions, download_stac_dataset
+from eolab.fixtures.localhttp import Fault, LocalHTTPServer, NginxServer, nginx_available
 from eolab.fixtures.stac_dataset import footprint, generate, make_archive
-from eolab.stac_dataset import DownloadFailed, StacDatasetOptions, download_stac_dataset
 
 pytestmark = pytest.mark.integration
 
@@ -394,8 +394,8 @@ def test_read_timeout_retried_and_content_md5_checked(served, server, tmp_path):
 
 
 def test_one_run_per_folder_and_disk_space_checked_first(served, server, tmp_path):
-    from eolab.errors import DiskSpaceError, InputError
-    from eolab.stac_dataset import run_lock
+    from eolab.core.errors import DiskSpaceError, InputError
+    from eolab.download.stac_dataset import run_lock
 
     _, _, root = served
     folder = tmp_path / "eolab_test_dataset"

@@ -9,7 +9,7 @@ import zarr
 from click.testing import CliRunner
 
 from eolab.cli.stage import stage
-from eolab.stage import dataset
+from eolab.lab.staging import dataset
 
 pytestmark = pytest.mark.integration
 SECRET = "do-not-leak-this-secret-7f3a"
@@ -29,7 +29,7 @@ def store(tmp_path):
 
 @pytest.fixture()
 def aws_env(monkeypatch, s3_server):
-    from eolab.s3server import LOCAL_KEY_ID
+    from eolab.fixtures.s3server import LOCAL_KEY_ID
 
     for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "LOCAL_SCRATCH"):
         monkeypatch.delenv(var, raising=False)
@@ -124,7 +124,7 @@ def test_zip_and_unzip_on_temp(store, tmp_path):
     zdoc = json.loads(z.read_text())
     assert zdoc["operation"] == "zip" and zdoc["objects"] == len(dataset("zarr", store).files)
     zipped = tmp_path / "35VLH_2024.zarr.zip"
-    from eolab.zipzarr import zip_store
+    from eolab.zarrio.zipzarr import zip_store
 
     zip_store(store, zipped)
     invoke("unzip", *common("zarr-zip", zipped, u, tmp_path / "t"))

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
+from eolab.core.errors import RemoteError
 from eolab.download.bench import run_measured
 from eolab.download.fetch import RetryPolicy
-from eolab.download.localhttp import Fault, LocalHTTPServer, generated_body, generated_sha256
-from eolab.errors import RemoteError
-from eolab.s3server import LocalS3Server
-from eolab.url_to_s3 import Link, MiB, raise_for_failures, transfer_links
+from eolab.download.url_to_s3 import Link, MiB, raise_for_failures, transfer_links
+from eolab.fixtures.localhttp import Fault, LocalHTTPServer, generated_body, generated_sha256
+from eolab.fixtures.s3server import LocalS3Server
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from workflow_util import ROOT, run_snakemake
 
-from eolab.products import product_paths
+from eolab.sentinel2.products import product_paths
 
 pytestmark = pytest.mark.workflow
 

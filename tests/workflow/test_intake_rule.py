@@ -13,7 +13,7 @@ import pytest
 import yaml
 from workflow_util import BIN, make_workflow_copy, run_snakemake
 
-from eolab.s3server import LOCAL_KEY_ID, LOCAL_SECRET, free_port
+from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET, free_port
 
 TILE, YEAR = "35VLH", 2024
 
@@ -43,9 +43,9 @@ def test_cdse_source_schedules_one_intake_per_tile_year(tmp_path):
 def test_intake_rule_downloads_a_verified_tile_year(tmp_path, s3_server, monkeypatch):
     import boto3
 
-    from eolab.cdse.items import item_from_safe
     from eolab.fixtures.sentinel2 import generate_tile_year
-    from eolab.products import product_paths, read_manifest
+    from eolab.intake.items import item_from_safe
+    from eolab.sentinel2.products import product_paths, read_manifest
 
     src = tmp_path / "src"
     generate_tile_year(

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from workflow_util import ROOT, run_snakemake
 
-from eolab.patchbench import RESULT_SCHEMA
+from eolab.lab.patchbench import RESULT_SCHEMA
 
 pytestmark = pytest.mark.workflow
 

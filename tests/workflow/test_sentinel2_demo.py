@@ -10,8 +10,8 @@ import yaml
 import zarr
 from workflow_util import ROOT
 
-from eolab import datacube
-from eolab.products import read_manifest
+from eolab.sentinel2 import datacube
+from eolab.sentinel2.products import read_manifest
 
 pytestmark = pytest.mark.workflow
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from workflow_util import make_workflow_copy, run_snakemake
 
-from eolab.products import read_manifest, write_manifest
+from eolab.sentinel2.products import read_manifest, write_manifest
 
 pytestmark = pytest.mark.workflow
 TILE, YEAR = "35VLH", 2024

@@ -173,10 +173,10 @@ def run_benchmark(
     """Generate a fixture, convert it ``repeats`` times, measure; write and return the JSON."""
     import shutil
 
-    from eolab.atomic import write_json
     from eolab.benv2.convert import plan
+    from eolab.core.atomic import write_json
+    from eolab.core.provenance import environment
     from eolab.fixtures.benv2 import generate
-    from eolab.provenance import environment
 
     workdir = Path(workdir)
     fixture = workdir / "fixture"

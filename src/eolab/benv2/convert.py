@@ -47,7 +47,7 @@ from eolab.benv2.writers import (
     write_atomic,
     write_sidecar,
 )
-from eolab.errors import ConfigError, DiskSpaceError, InputError
+from eolab.core.errors import ConfigError, DiskSpaceError, InputError
 
 GB = 1e9
 FLUSH_SECONDS = 2.0  # longest time between group commits
@@ -593,7 +593,7 @@ class _Run:
             self.log_fh.flush()
             return
         if self.opts.delete_sources:  # the files were fsynced by the workers; now their folders
-            from eolab.atomic import fsync_dir
+            from eolab.core.atomic import fsync_dir
 
             for folder in {(self.opts.out_dir / r["npz"]).parent for r in self.pending}:
                 fsync_dir(folder)
@@ -640,7 +640,7 @@ class _Run:
 
 def _global_stats(opts: TilesOptions, rows, pool, state) -> dict[str, Any] | None:
     """Global per-band mean/std over (a seeded sample of) the train split, computed once."""
-    from eolab.atomic import write_json
+    from eolab.core.atomic import write_json
 
     if opts.normalise != "global":
         return None
@@ -772,7 +772,7 @@ def convert(
         log_fh.close()
     timings["total_s"] = time.perf_counter() - t0
     summary = _summary(opts, rows, done, run, status, store_info, timings, len(todo))
-    from eolab.atomic import write_json
+    from eolab.core.atomic import write_json
 
     write_json(opts.out_dir / "summary.json", summary)
     if error is not None:
@@ -859,8 +859,8 @@ def _build_stores(opts: TilesOptions, rows, done, pool) -> dict[str, Any]:
     import contextlib
     import shutil
 
-    from eolab.atomic import atomic_path
     from eolab.benv2.store import create_store, write_table
+    from eolab.core.atomic import atomic_path
 
     info = {}
     zroot = opts.out_dir / "zarr"
@@ -965,7 +965,7 @@ def _write_patch_table(path: Path, rows: list[dict[str, Any]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from eolab.atomic import atomic_path
+    from eolab.core.atomic import atomic_path
 
     columns = [
         "patch_id",
@@ -986,7 +986,7 @@ def _write_patch_table(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _summary(opts, rows, done, run, status, store_info, timings, n_todo) -> dict[str, Any]:
-    from eolab.provenance import environment
+    from eolab.core.provenance import environment
 
     by_split = Counter(r["split"] for r in rows if r["patch_id"] in done)
     by_country = Counter(r["country"] for r in rows if r["patch_id"] in done)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from eolab.errors import DiskSpaceError
+from eolab.core.errors import DiskSpaceError
 
 GB = 1e9
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eolab.errors import ConfigError, InputError
+from eolab.core.errors import ConfigError, InputError
 
 VERSION = 1
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from eolab.benv2.names import COUNTRIES, LABELS, SNOW_CLOUD_METADATA, SPLITS, tile_of
-from eolab.errors import ConfigError, InputError
+from eolab.core.errors import ConfigError, InputError
 
 COLUMNS = (
     "patch_id",

@@ -146,7 +146,7 @@ def expand_bands(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
     Band names are case-insensitive; ``B2`` means ``B02``. Order follows ``ALL_BANDS``.
     """
-    from eolab.errors import ConfigError
+    from eolab.core.errors import ConfigError
 
     if isinstance(spec, str):
         if spec.strip().lower() in BAND_SETS:

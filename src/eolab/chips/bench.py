@@ -36,11 +36,11 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 from tqdm import tqdm
 
-from eolab.atomic import write_json
 from eolab.chips.index import index_item
 from eolab.chips.rasterio_io import gdal_env, read_raster
 from eolab.chips.sensors import Sentinel2L1CStatistics, Sentinel2L2AStatistics
-from eolab.provenance import environment
+from eolab.core.atomic import write_json
+from eolab.core.provenance import environment
 
 TILE = "35VLH"
 CRS = "EPSG:32635"

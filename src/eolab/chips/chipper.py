@@ -30,8 +30,8 @@ from rasterio.windows import Window
 from eolab.chips.index import load_items
 from eolab.chips.merge import read_index
 from eolab.chips.rasterio_io import gdal_env, open_raster
-from eolab.errors import InputError
-from eolab.storage import S3Access
+from eolab.core.errors import InputError
+from eolab.lab.storage import S3Access
 
 # Open COG datasets kept at once while iterating over chips.
 MAX_OPEN = 32
@@ -195,7 +195,7 @@ class ZarrSource:
     def _open_group(self, tile: str, year: int) -> list:
         import zarr
 
-        from eolab.shardview import read_store
+        from eolab.zarrio.shardview import read_store
 
         key = (tile, year)
         if key in self._groups:
@@ -228,7 +228,7 @@ class ZarrSource:
         return groups
 
     def read(self, row: dict[str, Any], resolution: float) -> tuple[list[str], list, np.ndarray]:
-        from eolab.safe import WAVELENGTH_NM
+        from eolab.sentinel2.safe import WAVELENGTH_NM
 
         match = _TILE_RE.search(row["item_id"])
         if not match:
@@ -251,7 +251,7 @@ class ZarrSource:
         return names, waves, np.concatenate(blocks)
 
     def close(self) -> None:
-        from eolab.shardview import close_s3_session
+        from eolab.zarrio.shardview import close_s3_session
 
         for store in self._stores:
             store.close()

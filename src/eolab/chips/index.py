@@ -29,12 +29,12 @@ from affine import Affine
 from pyproj import Transformer
 from tqdm import tqdm
 
-from eolab.atomic import atomic_path
 from eolab.chips.rasterio_io import gdal_env
 from eolab.chips.sensors import ChipStatistics, Mask, statistics_for
 from eolab.chips.stats import ChipGrid, chip_fractions
-from eolab.errors import InputError
-from eolab.storage import S3Access
+from eolab.core.atomic import atomic_path
+from eolab.core.errors import InputError
+from eolab.lab.storage import S3Access
 
 WGS84 = "EPSG:4326"
 STAT_COLUMNS = {"cloud": "cloud_cover_percentage", "nodata": "nodata_percentage"}

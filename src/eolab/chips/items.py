@@ -27,9 +27,9 @@ import rasterio
 import shapely
 from pyproj import Transformer
 
-from eolab.atomic import atomic_path, write_json
-from eolab.errors import InputError
-from eolab.safe import BAND_GROUPS, RESOLUTION, WAVELENGTH_NM, SafeProduct, read_safe
+from eolab.core.atomic import atomic_path, write_json
+from eolab.core.errors import InputError
+from eolab.sentinel2.safe import BAND_GROUPS, RESOLUTION, WAVELENGTH_NM, SafeProduct, read_safe
 
 STAC_EXTENSIONS = [
     "https://stac-extensions.github.io/eo/v2.0.0/schema.json",
@@ -200,7 +200,7 @@ def items_from_listing(
     SAFE folders from the products manifest, written as one collection at ``out_dir``."""
     from tqdm import tqdm
 
-    from eolab.products import usable_products
+    from eolab.sentinel2.products import usable_products
 
     listing = Path(listing)
     try:

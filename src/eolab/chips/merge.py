@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 
-from eolab.atomic import atomic_path, write_json
-from eolab.errors import InputError
+from eolab.core.atomic import atomic_path, write_json
+from eolab.core.errors import InputError
 
 REQUIRED = (
     "chipid",

@@ -21,10 +21,10 @@ import pandas as pd
 from pyproj import Transformer
 from tqdm import tqdm
 
-from eolab.atomic import atomic_open, write_json
 from eolab.chips.chipper import Chipper
-from eolab.errors import InputError
-from eolab.provenance import environment
+from eolab.core.atomic import atomic_open, write_json
+from eolab.core.errors import InputError
+from eolab.core.provenance import environment
 
 
 @dataclass(frozen=True)

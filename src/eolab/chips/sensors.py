@@ -15,7 +15,7 @@ import pystac
 from affine import Affine
 
 from eolab.chips.rasterio_io import read_raster
-from eolab.errors import InputError
+from eolab.core.errors import InputError
 
 
 @dataclass(frozen=True)

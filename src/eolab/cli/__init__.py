@@ -12,7 +12,7 @@ import sys
 import click
 
 from eolab import __version__
-from eolab.errors import EolabError
+from eolab.core.errors import EolabError
 
 # name -> "module:attribute" of a click command or group. One line per stage.
 COMMANDS: dict[str, str] = {

@@ -242,7 +242,7 @@ def tiles(
     """
     from eolab.benv2.convert import TilesOptions, convert
     from eolab.benv2.names import REFMAP_DIR, S1_DIR, S2_DIR, expand_bands
-    from eolab.errors import ConfigError
+    from eolab.core.errors import ConfigError
 
     if root is not None:
         s2_root = s2_root or root / S2_DIR

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from eolab.errors import InputError
+from eolab.core.errors import InputError
 
 s3_endpoint_option = click.option(
     "--s3-endpoint",
@@ -17,7 +17,7 @@ s3_endpoint_option = click.option(
 
 
 def _s3(endpoint: str | None):
-    from eolab.storage import endpoint_access
+    from eolab.lab.storage import endpoint_access
 
     return endpoint_access(endpoint) if endpoint else None
 
@@ -163,7 +163,7 @@ def get_cmd(index, row, items, zarr_store, source, resolution, href_map, s3_endp
     """The pixels of one chip: ROW is a position in the index or a chip id."""
     import numpy as np
 
-    from eolab.atomic import atomic_open
+    from eolab.core.atomic import atomic_open
 
     with _chipper(index, items, zarr_store, source, resolution, href_map, s3_endpoint) as chipper:
         position = int(row) if row.lstrip("-").isdigit() else chipper.row_of(row)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from eolab.download.fetch import RetryPolicy
-from eolab.stac_dataset import DEFAULT_WORKERS
+from eolab.download.stac_dataset import DEFAULT_WORKERS
 
 
 @click.group()
@@ -101,7 +101,7 @@ def stac_dataset(
     once to <collection>/_common/. Reruns resume and skip what is done; failures are listed in
     OUT/<dataset>/_download-errors.csv and make the command exit 1."""
     from eolab.download.filters import make_filters
-    from eolab.stac_dataset import StacDatasetOptions, download_stac_dataset
+    from eolab.download.stac_dataset import StacDatasetOptions, download_stac_dataset
 
     filters = make_filters(collections, assets, datetime_, bbox, intersects)
     options = StacDatasetOptions(

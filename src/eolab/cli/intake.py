@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from eolab.cdse import s3, search
+from eolab.intake import s3, search
 
 
 @click.group()
@@ -85,7 +85,7 @@ def _date_range(year, start, end) -> tuple[str, str]:
 def cdse(tile, year, start, end, out, manifest, search_only, allow_unverified, progress, **opts):
     """Sentinel-2 L1C products of one tile from the CDSE STAC API and S3 (layout
     Sentinel-2/MSI/L1C/YYYY/MM/DD/<name>.SAFE), verified by manifest.safe SHA3-256."""
-    from eolab.cdse.intake import IntakeSettings, find_items, run_intake
+    from eolab.intake.intake import IntakeSettings, find_items, run_intake
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
@@ -93,7 +93,7 @@ def cdse(tile, year, start, end, out, manifest, search_only, allow_unverified, p
     opts["requests_per_minute"] = opts["requests_per_minute"] or None
     settings = IntakeSettings(**opts)
     if search_only:
-        from eolab.mgrs import tile_grid
+        from eolab.sentinel2.mgrs import tile_grid
 
         result = find_items(
             tile_grid(tile).tile, search.parse_date(start), search.parse_date(end), settings

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
-from eolab.errors import ConfigError
+from eolab.core.errors import ConfigError
 
 PATH = click.Path(path_type=Path)
 
 
 def _safe_paths(safes: tuple[Path, ...], manifest: Path | None) -> tuple[list[Path], dict]:
     """SAFE folders from the arguments and/or a products manifest (and the manifest itself)."""
-    from eolab.products import product_paths, read_manifest
+    from eolab.sentinel2.products import product_paths, read_manifest
 
     paths = list(safes)
     doc: dict = {}
@@ -58,7 +58,7 @@ def to_cog(
     safes, outdir, manifest, listing, compress, blocksize, overview_resampling, workers, quiet
 ) -> None:
     """Convert SAFE products to OUTDIR/<product_id>/{10m,20m,60m}.tif (+ metadata)."""
-    from eolab.cog import CogOptions, products_to_cog
+    from eolab.sentinel2.cog import CogOptions, products_to_cog
 
     paths, doc = _safe_paths(safes, manifest)
     options = CogOptions(
@@ -112,8 +112,8 @@ def to_zarr(
     safes, store, manifest, sharded, chunks, shards, compressor, scratch, workers, summary, quiet
 ) -> None:
     """Append SAFE products to a Zarr v3 datacube (<tile>/<year>/<10m|20m|60m>)."""
-    from eolab import atomic
-    from eolab.datacube import CubeSpec, parse_blocks, parse_compressor, to_zarr
+    from eolab.core import atomic
+    from eolab.sentinel2.datacube import CubeSpec, parse_blocks, parse_compressor, to_zarr
 
     paths, _ = _safe_paths(safes, manifest)
     spec = CubeSpec(
@@ -157,8 +157,8 @@ def bench_convert(
     out, safe_path, scale, tile, seed, repeats, workers, json_path, compressor, steps
 ) -> None:
     """SAFE -> Zarr and SAFE -> COG against decoding the same JP2s alone (the limit)."""
-    from eolab.convert_bench import STEPS, run_benchmark
-    from eolab.datacube import parse_compressor
+    from eolab.sentinel2.bench import STEPS, run_benchmark
+    from eolab.sentinel2.datacube import parse_compressor
 
     chosen = tuple(s.strip() for s in steps.split(",") if s.strip())
     unknown = [s for s in chosen if s not in STEPS]

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import click
 
-from eolab.stage import FORMATS, s3_connections
+from eolab.lab.staging import FORMATS, s3_connections
 
 
 def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,7 +58,7 @@ def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def resolve_storage(kw: dict[str, Any]) -> tuple[Any, Any]:
     """(temp root, S3Config) from the common options."""
-    from eolab.storage import S3Config, temp_root
+    from eolab.lab.storage import S3Config, temp_root
 
     s3 = S3Config.from_config(
         {
@@ -94,9 +94,9 @@ def write_timing(
     **extra: Any,
 ) -> None:
     """Write a staging timing JSON (what moved, how long, where temp came from, provenance)."""
-    from eolab.atomic import write_json
-    from eolab.provenance import environment
-    from eolab.scratch import resolve_node_local
+    from eolab.core.atomic import write_json
+    from eolab.core.provenance import environment
+    from eolab.core.scratch import resolve_node_local
 
     doc = timing.to_json()
     doc.update(
@@ -154,8 +154,8 @@ def stage() -> None:
 def copy(fmt, entry, tile, year, timing, dest, **kw) -> None:
     """Copy a format from the network drive to node-local temp (then remove the copy), or to
     ``--dest`` (kept; written under a temporary name and renamed when complete)."""
-    from eolab.atomic import atomic_path
-    from eolab.stage import copy_dataset, dataset, scratch_area
+    from eolab.core.atomic import atomic_path
+    from eolab.lab.staging import copy_dataset, dataset, scratch_area
 
     ds = dataset(fmt, entry)
     if dest is not None:
@@ -174,8 +174,8 @@ def copy(fmt, entry, tile, year, timing, dest, **kw) -> None:
 @common
 def upload(fmt, entry, tile, year, timing, **kw) -> None:
     """Upload a format from the network drive to S3 (parallel files, multipart large files)."""
-    from eolab.stage import dataset, upload_dataset
-    from eolab.storage import s3_access
+    from eolab.lab.staging import dataset, upload_dataset
+    from eolab.lab.storage import s3_access
 
     _, s3 = resolve_storage(kw)
     ds = dataset(fmt, entry)
@@ -190,8 +190,8 @@ def upload(fmt, entry, tile, year, timing, **kw) -> None:
 @common
 def download(fmt, entry, tile, year, timing, **kw) -> None:
     """Download a format from S3 to node-local temp (uploading it first where it is missing)."""
-    from eolab.stage import dataset, download_dataset, ensure_uploaded, scratch_area
-    from eolab.storage import s3_access
+    from eolab.lab.staging import dataset, download_dataset, ensure_uploaded, scratch_area
+    from eolab.lab.storage import s3_access
 
     temp, s3 = resolve_storage(kw)
     ds = dataset(fmt, entry)
@@ -219,7 +219,7 @@ def download(fmt, entry, tile, year, timing, **kw) -> None:
 @common
 def zip_(fmt, entry, tile, year, timing, **kw) -> None:
     """Zip a Zarr store on node-local temp (the store is copied there first, untimed)."""
-    from eolab.stage import copy_dataset, dataset, scratch_area, zip_store
+    from eolab.lab.staging import copy_dataset, dataset, scratch_area, zip_store
 
     temp, _ = resolve_storage(kw)
     ds = dataset(fmt, entry)
@@ -234,7 +234,7 @@ def zip_(fmt, entry, tile, year, timing, **kw) -> None:
 @common
 def unzip(fmt, entry, tile, year, timing, **kw) -> None:
     """Unzip a zipped Zarr on node-local temp (the zip is copied there first, untimed)."""
-    from eolab.stage import copy_dataset, dataset, scratch_area, unzip_store
+    from eolab.lab.staging import copy_dataset, dataset, scratch_area, unzip_store
 
     temp, _ = resolve_storage(kw)
     ds = dataset(fmt, entry)
@@ -328,10 +328,10 @@ def patch_load(
 
     All formats must return identical pixels for every patch. Prints a summary with the ratios
     to the xarray/dask baseline and writes the result JSON (the reference's shape, extended)."""
-    from eolab.atomic import write_json
-    from eolab.patchbench import format_report, run
-    from eolab.stage import dataset
-    from eolab.storage import STORAGES
+    from eolab.core.atomic import write_json
+    from eolab.lab.patchbench import format_report, run
+    from eolab.lab.staging import dataset
+    from eolab.lab.storage import STORAGES
 
     inputs = {
         "safe": safe,

@@ -44,10 +44,10 @@ def urls_to_s3(
     mapping name -> url) to DEST in parallel, through multipart uploads with bounded memory.
     Each object gets its sha256 as metadata; identical objects are skipped; expired links are
     reported by name while the others finish; exits 1 if any link failed."""
-    from eolab.atomic import write_json
+    from eolab.core.atomic import write_json
+    from eolab.core.errors import InputError
     from eolab.download.fetch import RetryPolicy
-    from eolab.errors import InputError
-    from eolab.url_to_s3 import load_links, raise_for_failures, summarize, transfer_links
+    from eolab.download.url_to_s3 import load_links, raise_for_failures, summarize, transfer_links
 
     try:
         part = _size(part_size)

@@ -17,7 +17,7 @@ def zarr_group() -> None:
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
 def zip_cmd(store: Path, out: Path) -> None:
     """Zip a finished directory STORE into OUT (STORED entries, metadata first, ZIP64)."""
-    from eolab.zipzarr import zip_store
+    from eolab.zarrio.zipzarr import zip_store
 
     result = zip_store(store, out)
     click.echo(f"{out}: {result['entries']} entries, {result['bytes']} bytes")

@@ -27,15 +27,15 @@ from typing import Any
 
 import urllib3
 
-from eolab.atomic import write_json
-from eolab.download.localhttp import NginxServer, nginx_available
+from eolab.core.atomic import write_json
+from eolab.core.provenance import environment
+from eolab.download.stac_dataset import DEFAULT_WORKERS
+from eolab.fixtures.localhttp import NginxServer, nginx_available
 from eolab.fixtures.stac_dataset import generate
-from eolab.provenance import environment
-from eolab.stac_dataset import DEFAULT_WORKERS
 
 
 class PythonServerProcess:
-    """`eolab.download.localhttp` serving a folder from a child process."""
+    """`eolab.fixtures.localhttp` serving a folder from a child process."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -48,7 +48,7 @@ class PythonServerProcess:
 
     def __enter__(self) -> PythonServerProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "eolab.download.localhttp", str(self.root)],
+            [sys.executable, "-m", "eolab.fixtures.localhttp", str(self.root)],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -19,9 +19,9 @@ from typing import IO, Any
 
 import ijson
 
+from eolab.core.errors import InputError
 from eolab.download.fetch import bounded_map, local_path
 from eolab.download.filters import item_interval
-from eolab.errors import InputError
 
 REMOTE_SCHEMES = ("http", "https", "s3")
 

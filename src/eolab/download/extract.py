@@ -16,8 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from eolab.atomic import atomic_path
-from eolab.errors import InputError
+from eolab.core.atomic import atomic_path
+from eolab.core.errors import InputError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eolab.errors import InputError
+from eolab.core.errors import InputError
 
 OPEN = math.inf  # an open end of a time interval
 

@@ -1,0 +1,40 @@
+"""Free disk space: the one place eolab asks how much room a folder has and refuses early."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from eolab.core.errors import DiskSpaceError
+
+GiB = 2**30
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem holding ``path`` (its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def check_free_space(
+    path: Path,
+    needed: int,
+    *,
+    what: str = "this step",
+    hint: str = "free some space or choose another folder",
+    margin: float = 1.05,
+    free: Callable[[Path], int] = free_bytes,
+) -> int:
+    """Raise `DiskSpaceError` naming ``path`` when ``needed`` bytes (times ``margin``) do not fit.
+
+    Returns the free bytes. ``free`` is injectable so tests need not fill a disk.
+    """
+    have = int(free(Path(path)))
+    if needed * margin > have:
+        raise DiskSpaceError(
+            f"{path}: {what} needs {needed / GiB:.2f} GiB, only {have / GiB:.2f} GiB free ({hint})"
+        )
+    return have

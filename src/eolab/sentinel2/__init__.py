@@ -1,0 +1,1 @@
+"""eolab.sentinel2."""

@@ -1,0 +1,67 @@
+"""The store lock (one writer, names its holder, dies with it) and the free-space check."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from eolab.core.disk import check_free_space, free_bytes
+from eolab.core.errors import DiskSpaceError, LockedError
+from eolab.core.lock import exclusive, lock_path_for
+
+HOLD = """
+import sys, time
+from eolab.core.lock import exclusive
+with exclusive(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def _holder(target):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(target)], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"locked"
+    return proc
+
+
+def test_second_writer_gets_one_line_naming_the_holder(tmp_path):
+    target = tmp_path / "cube.zarr"
+    proc = _holder(target)
+    try:
+        with pytest.raises(LockedError) as err, exclusive(target):
+            pass
+        msg = str(err.value)
+        assert f"pid {proc.pid} on host {socket.gethostname()}" in msg
+        assert str(target) in msg and "stale lock" in msg
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_lock_of_a_killed_writer_is_taken_over(tmp_path):
+    target = tmp_path / "cube.zarr"
+    proc = _holder(target)
+    proc.kill()  # kill -9: no cleanup ran
+    proc.wait()
+    assert lock_path_for(target).exists()
+    with exclusive(target):
+        assert f'"pid": {os.getpid()}' in lock_path_for(target).read_text()
+    with exclusive(target):  # released after the block, reusable
+        pass
+
+
+def test_same_process_cannot_lock_twice(tmp_path):
+    target = tmp_path / "x"
+    with exclusive(target), pytest.raises(LockedError), exclusive(target):
+        pass
+
+
+def test_check_free_space_refuses_with_path_and_sizes(tmp_path):
+    with pytest.raises(DiskSpaceError, match=r"needs 2\.00 GiB, only 1\.00 GiB free"):
+        check_free_space(tmp_path, 2 * 2**30, what="staging", margin=1.0, free=lambda p: 2**30)
+    assert check_free_space(tmp_path, 10, free=lambda p: 100) == 100
+    assert free_bytes(tmp_path / "not" / "yet") == free_bytes(tmp_path)
