@@ -58,7 +58,8 @@ def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def resolve_storage(kw: dict[str, Any]) -> tuple[Any, Any]:
     """(temp root, S3Config) from the common options."""
-    from eolab.lab.storage import S3Config, temp_root
+    from eolab.core.s3 import S3Config
+    from eolab.lab.storage import temp_root
 
     s3 = S3Config.from_config(
         {
@@ -174,8 +175,8 @@ def copy(fmt, entry, tile, year, timing, dest, **kw) -> None:
 @common
 def upload(fmt, entry, tile, year, timing, **kw) -> None:
     """Upload a format from the network drive to S3 (parallel files, multipart large files)."""
+    from eolab.core.s3 import s3_access
     from eolab.lab.staging import dataset, upload_dataset
-    from eolab.lab.storage import s3_access
 
     _, s3 = resolve_storage(kw)
     ds = dataset(fmt, entry)
@@ -190,8 +191,8 @@ def upload(fmt, entry, tile, year, timing, **kw) -> None:
 @common
 def download(fmt, entry, tile, year, timing, **kw) -> None:
     """Download a format from S3 to node-local temp (uploading it first where it is missing)."""
+    from eolab.core.s3 import s3_access
     from eolab.lab.staging import dataset, download_dataset, ensure_uploaded, scratch_area
-    from eolab.lab.storage import s3_access
 
     temp, s3 = resolve_storage(kw)
     ds = dataset(fmt, entry)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eolab.core.errors import InputError
-from eolab.download.checksum import multihash_hex
+from eolab.core.hashing import multihash_hex
 
 STAC_EXTENSIONS = [
     "https://stac-extensions.github.io/eo/v2.0.0/schema.json",

@@ -27,9 +27,9 @@ import numpy as np
 
 from eolab.core.errors import EolabError, InputError
 from eolab.core.provenance import environment
+from eolab.core.s3 import S3Config, s3_access
 from eolab.lab.patchload import GROUPS, Loader, Patch, open_loader, random_patches
 from eolab.lab.staging import Dataset, copy_dataset, ensure_uploaded, s3_connections, scratch_area
-from eolab.lab.storage import S3Config, s3_access
 
 BASELINE = "zarr-xarray"
 STD_DDOF = 1

@@ -36,6 +36,7 @@ from zarr.storage import WrapperStore
 
 from eolab.core.errors import InputError
 from eolab.lab.staging import Dataset
+from eolab.sentinel2.listing import cog_items
 from eolab.sentinel2.safe import BAND_GROUPS, read_safe
 from eolab.zarrio.shardview import ShardedAsChunks, base_store, close_s3_session
 
@@ -161,7 +162,7 @@ def _gdal_lib() -> Any:
         lib.VSIFree.argtypes = [ctypes.c_void_p]
     except (OSError, AttributeError):
         return None
-    return lib  # the statistics are switched on by eolab.lab.storage.gdal_s3_env
+    return lib  # the statistics are switched on by eolab.core.s3.gdal_s3_env
 
 
 def gdal_network_bytes() -> int | None:
@@ -375,18 +376,6 @@ class SafeLoader(_RasterioLoader):
         return {g: np.stack(v) for g, v in out.items()}
 
 
-def read_cog_listing(path: str | os.PathLike, text: str | None = None) -> list[dict[str, Any]]:
-    """Per date (in time order), ``{"id", group: COG path relative to the listing}``, from the
-    listing JSON that ``eolab sentinel2 to-cog --listing`` writes (``text``: its content, when
-    read from elsewhere than ``path``)."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8") if text is None else text)
-        items = [{"id": p["id"], **{g: p["cogs"][g] for g in GROUPS}} for p in doc["products"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: not a readable COG listing ({exc!r})") from exc
-    return items
-
-
 class CogLoader(_RasterioLoader):
     """COG: one multi-band file per group and date; windowed reads of all bands at once."""
 
@@ -410,9 +399,9 @@ class CogLoader(_RasterioLoader):
             key = f"{self.s3_prefix}/{self.ds.entry}" if self.s3_prefix else self.ds.entry
             client = self.s3_client or self.s3.client()
             body = client.get_object(Bucket=self.s3.bucket, Key=key)["Body"].read()
-            self.items = read_cog_listing(f"s3://{self.s3.bucket}/{key}", body.decode())
+            self.items = cog_items(f"s3://{self.s3.bucket}/{key}", body.decode())
         else:
-            self.items = read_cog_listing(self.ds.entry_path)
+            self.items = cog_items(self.ds.entry_path)
         if not self.items:
             raise InputError(f"{self.ds.entry_path}: no COGs listed")
         self._open_pool()
@@ -578,7 +567,7 @@ def open_loader(
     """An opened loader for ``fmt`` on ``storage``.
 
     ``ds`` is the dataset on local storage (network or temp copy). For ``storage == "s3"``
-    pass ``s3`` (an :class:`eolab.lab.storage.S3Access`) and the key prefix the dataset was
+    pass ``s3`` (an :class:`eolab.core.s3.S3Access`) and the key prefix the dataset was
     uploaded under; ``ds`` then only supplies relative paths. ``baseline`` gives the
     xarray/dask reader instead of eolab's (Zarr formats only).
     """

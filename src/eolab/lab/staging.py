@@ -26,6 +26,7 @@ from typing import Any
 from tqdm import tqdm
 
 from eolab.core.errors import InputError
+from eolab.sentinel2.listing import product_folders
 from eolab.sentinel2.products import usable_products
 
 FORMATS = ("safe", "cog", "zarr", "zarr-sharded", "zarr-zip")
@@ -69,10 +70,8 @@ def _safe_files(manifest: Path) -> list[str]:
 
 
 def _cog_files(listing: Path) -> list[str]:
-    from eolab.lab.patchload import read_cog_listing
-
     files = [listing.name]
-    for folder in sorted({str(Path(item["10m"]).parent) for item in read_cog_listing(listing)}):
+    for folder in product_folders(listing):
         files += _tree_files(listing.parent / folder, listing.parent)
     return files
 

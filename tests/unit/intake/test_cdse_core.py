@@ -13,7 +13,7 @@ from shapely.geometry import Point, shape
 from eolab.core.errors import ConfigError, InputError
 from eolab.intake import search
 from eolab.intake.plan import MANIFEST, asset_checksums, plan_files, safe_prefix
-from eolab.intake.s3 import RequestPacer, backoff_delay
+from eolab.intake.s3 import RequestPacer
 from eolab.intake.verify import item_checksum, local_file_ok, manifest_checksum
 from eolab.sentinel2.safe import ManifestEntry
 
@@ -208,11 +208,6 @@ def test_local_file_ok_needs_size_and_checksum(tmp_path: Path):
     assert not local_file_ok(path, 5, bad)
     assert not local_file_ok(path, 6, None)
     assert not local_file_ok(tmp_path / "absent", 5, None)
-
-
-def test_backoff_grows_and_is_capped():
-    assert all(0 <= backoff_delay(1) <= 0.5 for _ in range(50))
-    assert all(0 <= backoff_delay(20, cap=3.0) <= 3.0 for _ in range(50))
 
 
 def test_request_pacer_spaces_requests():

@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from eolab.download.checksum import (
+from eolab.core.hashing import (
     ChecksumFormatError,
     MultiHasher,
     multihash_hex,
