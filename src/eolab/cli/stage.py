@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 
 import click
 
-from eolab.lab.staging import FORMATS, s3_connections
+from eolab.lab import formats
+from eolab.lab.staging import s3_connections
 
 
 def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -118,7 +119,7 @@ def write_timing(
 def common(func: Callable[..., Any]) -> Callable[..., Any]:
     """--format/--input/--tile/--year/--timing plus the storage options."""
 
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+    @click.option("--format", "fmt", type=click.Choice(formats.NAMES), required=True)
     @click.option(
         "--input",
         "entry",
@@ -247,14 +248,21 @@ def unzip(fmt, entry, tile, year, timing, **kw) -> None:
     write_timing(timing, result, tile, year, route, kw["temp_dir"], copied_first=setup.to_json())
 
 
+def format_inputs(func: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per format of the registry (``--safe``, ``--cog``, …): its entry point."""
+    for form in reversed(formats.FORMATS.values()):
+        option = click.option(
+            form.option,
+            f"input_{form.name.replace('-', '_')}",
+            type=click.Path(path_type=Path, exists=True),
+            help=form.entry,
+        )
+        func = option(func)
+    return func
+
+
 @click.command("patch-load")
-@click.option("--safe", type=click.Path(path_type=Path, exists=True), help="Products manifest.")
-@click.option("--cog", type=click.Path(path_type=Path, exists=True), help="COG listing JSON.")
-@click.option("--zarr", type=click.Path(path_type=Path, exists=True), help="Zarr store.")
-@click.option(
-    "--zarr-sharded", type=click.Path(path_type=Path, exists=True), help="Sharded Zarr store."
-)
-@click.option("--zarr-zip", type=click.Path(path_type=Path, exists=True), help="Zipped Zarr.")
+@format_inputs
 @click.option("--tile", required=True)
 @click.option("--year", type=int, required=True)
 @click.option(
@@ -306,11 +314,6 @@ def unzip(fmt, entry, tile, year, timing, **kw) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
 @storage_options
 def patch_load(
-    safe,
-    cog,
-    zarr,
-    zarr_sharded,
-    zarr_zip,
     tile,
     year,
     storages,
@@ -334,13 +337,7 @@ def patch_load(
     from eolab.lab.staging import dataset
     from eolab.lab.storage import STORAGES
 
-    inputs = {
-        "safe": safe,
-        "cog": cog,
-        "zarr": zarr,
-        "zarr-sharded": zarr_sharded,
-        "zarr-zip": zarr_zip,
-    }
+    inputs = {name: kw.pop(f"input_{name.replace('-', '_')}") for name in formats.NAMES}
     datasets = {fmt: dataset(fmt, path) for fmt, path in inputs.items() if path is not None}
     if not datasets:
         raise click.UsageError("give at least one of --safe, --cog, --zarr, ...")

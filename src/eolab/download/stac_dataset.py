@@ -17,7 +17,6 @@ import contextlib
 import csv
 import errno
 import hashlib
-import json
 import os
 import time
 import urllib.parse
@@ -463,27 +462,6 @@ def failure_message(failures: list[tuple], report: Path, show: int = 10) -> str:
         lines.append(f"  ... and {len(failures) - show} more")
     lines.append("Rerun the same command to retry them; finished files are kept.")
     return "\n".join(lines)
-
-
-def config_flags(entry: dict[str, Any]) -> str:
-    """Shell-quoted ``eolab download stac-dataset`` filter flags of one workflow config entry
-    (``download.stac_datasets.<name>``)."""
-    import shlex
-
-    flags = [f"--collection {shlex.quote(c)}" for c in entry.get("collections", [])]
-    if entry.get("assets"):
-        flags.append(f"--assets {shlex.quote(','.join(entry['assets']))}")
-    if entry.get("datetime"):
-        flags.append(f"--datetime {shlex.quote(entry['datetime'])}")
-    if entry.get("bbox"):
-        flags.append(f"--bbox {','.join(str(float(v)) for v in entry['bbox'])}")
-    if entry.get("intersects"):
-        value = entry["intersects"]
-        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        flags.append(f"--intersects {shlex.quote(text)}")
-    if entry.get("catalog_only"):
-        flags.append("--catalog-only")
-    return " ".join(flags)
 
 
 def download_stac_dataset(source: str, options: StacDatasetOptions) -> dict[str, Any]:
