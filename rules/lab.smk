@@ -2,7 +2,7 @@
 # of a tile-year is, the storage options passed to `eolab stage` / `eolab bench patch-load`.
 #
 # S3 without a configured endpoint: each job that touches S3 starts its own local moto server
-# (eolab.lab.storage.s3_access) and stops it when done; a job that reads S3 uploads what it reads
+# (eolab.core.s3.s3_access) and stops it when done; a job that reads S3 uploads what it reads
 # first. No job depends on a server or an endpoint from another job, which keeps this correct
 # under the Slurm executor (jobs on other nodes cannot reach a login node's 127.0.0.1) and on
 # reruns. With a real endpoint (storage.s3.endpoint_url, AWS_ENDPOINT_URL[_S3] or the profile's)
