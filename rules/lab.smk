@@ -26,24 +26,24 @@ S3_ENDPOINT_CONFIGURED = bool(
     or os.environ.get("AWS_ENDPOINT_URL")
 )
 # The lab's formats (name, entry point suffix, command-line option): eolab.lab.formats.
-LAB_FORMAT = eolab.lab.formats.FORMATS
+FORMAT_REGISTRY = eolab.lab.formats.FORMATS
 
 
 wildcard_constraints:
-    format="|".join(LAB_FORMAT),
+    format="|".join(FORMAT_REGISTRY),
 
 
 def format_product(fmt, tile, year):
     """Where the workflow writes a format of a tile-year (its entry point)."""
     if fmt == "safe":
         return s2_products_manifest(SimpleNamespace(tile=tile, year=year))
-    return results("sentinel2", fmt, f"{tile}_{year}{LAB_FORMAT[fmt].suffix}")
+    return results("sentinel2", fmt, f"{tile}_{year}{FORMAT_REGISTRY[fmt].suffix}")
 
 
 def product_deps(fmt, tile, year):
     """The file that says a format is complete: the entry point, or a Zarr store's summary
     (the store itself is not a rule output, see rules/sentinel2.smk)."""
-    if LAB_FORMAT[fmt].zarr_store:
+    if FORMAT_REGISTRY[fmt].zarr_store:
         return [zarr_summary(fmt, tile, year)]
     return [format_product(fmt, tile, year)]
 
@@ -58,7 +58,7 @@ def network_input(fmt, tile, year):
         return format_product(fmt, tile, year)
     return str(
         Path(network_copy_dir(fmt, tile, year))
-        / f"{tile}_{year}{LAB_FORMAT[fmt].suffix}"
+        / f"{tile}_{year}{FORMAT_REGISTRY[fmt].suffix}"
     )
 
 
@@ -124,7 +124,7 @@ def patch_load_inputs(wildcards):
 def patch_load_flags(wildcards):
     """`--safe M --cog L ...`: each configured format's entry point on the network drive."""
     return " ".join(
-        f"{LAB_FORMAT[fmt].option} {_q(network_input(fmt, wildcards.tile, wildcards.year))}"
+        f"{FORMAT_REGISTRY[fmt].option} {_q(network_input(fmt, wildcards.tile, wildcards.year))}"
         for fmt in LAB_FORMATS
     )
 
