@@ -4,11 +4,14 @@
 # a failed asset fails the job (details in results/download/stac/<name>/_download-errors.csv).
 import re
 
-from eolab.download.stac_dataset import config_flags
+import eolab.workflow
 
 DOWNLOAD = config["download"]
 STAC_DATASETS = DOWNLOAD["stac_datasets"]
-STAC_FLAGS = {name: config_flags(entry) for name, entry in STAC_DATASETS.items()}
+STAC_FLAGS = {
+    name: eolab.workflow.stac_dataset_flags(entry)
+    for name, entry in STAC_DATASETS.items()
+}
 
 
 rule download_stac_dataset:

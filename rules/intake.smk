@@ -2,20 +2,13 @@
 # sentinel2.source is cdse; not part of the offline demo). S3 keys come from the AWS
 # environment or cdse.profile. Each job opens cdse.workers connections; the profiles cap the
 # total (`resources: cdse_connections: 4`) to keep all jobs together within the CDSE quota.
-import shlex
+import eolab.workflow
 
 CDSE = config["cdse"]
 
 
 # Optional flags: a named AWS profile, a cloud cover limit.
-CDSE_OPTIONS = " ".join(
-    ([f"--profile {shlex.quote(CDSE['profile'])}"] if CDSE["profile"] else [])
-    + (
-        [f"--max-cloud-cover {CDSE['max_cloud_cover']}"]
-        if CDSE["max_cloud_cover"] is not None
-        else []
-    )
-)
+CDSE_OPTIONS = eolab.workflow.cdse_options(CDSE)
 
 
 rule intake_cdse:

@@ -2,7 +2,7 @@
 # of a tile-year is, the storage options passed to `eolab stage` / `eolab bench patch-load`.
 #
 # S3 without a configured endpoint: each job that touches S3 starts its own local moto server
-# (eolab.lab.storage.s3_access) and stops it when done; a job that reads S3 uploads what it reads
+# (eolab.core.s3.s3_access) and stops it when done; a job that reads S3 uploads what it reads
 # first. No job depends on a server or an endpoint from another job, which keeps this correct
 # under the Slurm executor (jobs on other nodes cannot reach a login node's 127.0.0.1) and on
 # reruns. With a real endpoint (storage.s3.endpoint_url, AWS_ENDPOINT_URL[_S3] or the profile's)
@@ -10,6 +10,9 @@
 import os
 import shlex
 from types import SimpleNamespace
+
+import eolab.lab.formats
+import eolab.workflow
 
 STORAGE = config["storage"]
 S3CFG = STORAGE["s3"]
@@ -22,31 +25,25 @@ S3_ENDPOINT_CONFIGURED = bool(
     or os.environ.get("AWS_ENDPOINT_URL_S3")
     or os.environ.get("AWS_ENDPOINT_URL")
 )
-# Each format's entry point: products manifest, COG listing, Zarr store, zip.
-ENTRY_SUFFIX = {
-    "safe": ".json",
-    "cog": ".json",
-    "zarr": ".zarr",
-    "zarr-sharded": ".zarr",
-    "zarr-zip": ".zarr.zip",
-}
+# The lab's formats (name, entry point suffix, command-line option): eolab.lab.formats.
+FORMAT_REGISTRY = eolab.lab.formats.FORMATS
 
 
 wildcard_constraints:
-    format="safe|cog|zarr|zarr-sharded|zarr-zip",
+    format="|".join(FORMAT_REGISTRY),
 
 
 def format_product(fmt, tile, year):
     """Where the workflow writes a format of a tile-year (its entry point)."""
     if fmt == "safe":
         return s2_products_manifest(SimpleNamespace(tile=tile, year=year))
-    return results("sentinel2", fmt, f"{tile}_{year}{ENTRY_SUFFIX[fmt]}")
+    return results("sentinel2", fmt, f"{tile}_{year}{FORMAT_REGISTRY[fmt].suffix}")
 
 
 def product_deps(fmt, tile, year):
     """The file that says a format is complete: the entry point, or a Zarr store's summary
     (the store itself is not a rule output, see rules/sentinel2.smk)."""
-    if fmt in ("zarr", "zarr-sharded"):
+    if FORMAT_REGISTRY[fmt].zarr_store:
         return [zarr_summary(fmt, tile, year)]
     return [format_product(fmt, tile, year)]
 
@@ -60,7 +57,8 @@ def network_input(fmt, tile, year):
     if not STORAGE["network"]:
         return format_product(fmt, tile, year)
     return str(
-        Path(network_copy_dir(fmt, tile, year)) / f"{tile}_{year}{ENTRY_SUFFIX[fmt]}"
+        Path(network_copy_dir(fmt, tile, year))
+        / f"{tile}_{year}{FORMAT_REGISTRY[fmt].suffix}"
     )
 
 
@@ -76,18 +74,7 @@ def _q(value):
 
 
 # Storage options of every `eolab stage ...` / `eolab bench patch-load` call (no secrets).
-STORAGE_OPTIONS = " ".join(
-    [f"--s3-bucket {_q(S3CFG['bucket'])}", f"--workers {STORAGE['workers']}"]
-    + ([f"--s3-prefix {_q(S3CFG['prefix'])}"] if S3CFG["prefix"] else [])
-    + ([f"--temp-dir {_q(STORAGE['temp'])}"] if STORAGE["temp"] else [])
-    + (
-        [f"--s3-endpoint-url {_q(S3CFG['endpoint_url'])}"]
-        if S3CFG["endpoint_url"]
-        else []
-    )
-    + ([f"--s3-profile {_q(S3CFG['profile'])}"] if S3CFG["profile"] else [])
-    + ([f"--s3-region {_q(S3CFG['region'])}"] if S3CFG["region"] else [])
-)
+STORAGE_OPTIONS = eolab.workflow.storage_options(STORAGE)
 
 
 def stage_timing(op, fmt="{format}", tile="{tile}", year="{year}"):
@@ -119,15 +106,6 @@ def staging_timings(tile, year):
     return out
 
 
-_FORMAT_FLAGS = {
-    "safe": "--safe",
-    "cog": "--cog",
-    "zarr": "--zarr",
-    "zarr-sharded": "--zarr-sharded",
-    "zarr-zip": "--zarr-zip",
-}
-
-
 def patch_load_inputs(wildcards):
     """The formats on the network drive (+ the S3 uploads when S3 is a persistent endpoint)."""
     deps = {
@@ -146,7 +124,7 @@ def patch_load_inputs(wildcards):
 def patch_load_flags(wildcards):
     """`--safe M --cog L ...`: each configured format's entry point on the network drive."""
     return " ".join(
-        f"{_FORMAT_FLAGS[fmt]} {_q(network_input(fmt, wildcards.tile, wildcards.year))}"
+        f"{FORMAT_REGISTRY[fmt].option} {_q(network_input(fmt, wildcards.tile, wildcards.year))}"
         for fmt in LAB_FORMATS
     )
 

@@ -6,7 +6,7 @@
 # is appended to and repaired), so a job killed at its time limit and run again would start
 # from nothing. Each rule's output is the file its command writes last (the COG listing, the
 # store's summary JSON); later rules depend on that and find the data beside it.
-import shlex
+import eolab.workflow
 
 S2CONV = config["sentinel2_convert"]
 S2COG = S2CONV["cog"]
@@ -14,21 +14,7 @@ S2ZARR = S2CONV["zarr"]
 
 
 # Chunk and shard shapes as the CLI's `10m:TxYxX,...` strings, then every to-zarr option.
-ZARR_BLOCKS = {
-    kind: ",".join(
-        f"{group}:{'x'.join(str(v) for v in S2ZARR[kind][group])}"
-        for group in ("10m", "20m", "60m")
-    )
-    for kind in ("chunks", "shards")
-}
-ZARR_OPTIONS = " ".join(
-    [
-        f"--chunks {ZARR_BLOCKS['chunks']}",
-        f"--shards {ZARR_BLOCKS['shards']}",
-        "--compressor {cname}:{clevel}:{shuffle}".format(**S2ZARR["compressor"]),
-    ]
-    + ([f"--scratch {shlex.quote(S2ZARR['scratch'])}"] if S2ZARR["scratch"] else [])
-)
+ZARR_OPTIONS = eolab.workflow.zarr_options(S2ZARR)
 
 
 rule safe_to_cog:

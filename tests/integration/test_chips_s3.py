@@ -13,8 +13,8 @@ from eolab.chips.chipper import Chipper
 from eolab.chips.index import index_items, load_items
 from eolab.chips.merge import read_index
 from eolab.core.errors import InputError
+from eolab.core.s3 import S3Access, S3Config
 from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET
-from eolab.lab.storage import S3Access, S3Config
 
 pytestmark = pytest.mark.integration
 BUCKET = "eolab-chips"
@@ -79,7 +79,7 @@ def test_chips_over_s3_equal_local_reads(tile, s3_server, s3_client):
 def test_index_reads_masks_from_s3(tile, s3_server, s3_client, tmp_path, monkeypatch):
     """Items whose assets live on S3 (hrefs rewritten) are indexed through /vsis3/, with the
     credentials the CLI finds in the AWS environment (``eolab chips index --s3-endpoint``)."""
-    from eolab.lab.storage import endpoint_access
+    from eolab.core.s3 import endpoint_access
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", LOCAL_KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET)

@@ -8,10 +8,11 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
+from eolab.core.s3 import S3Access, S3Config
+from eolab.lab.formats import NAMES as FORMATS
 from eolab.lab.patchbench import RESULT_SCHEMA, run
 from eolab.lab.patchload import open_loader, random_patches
-from eolab.lab.staging import FORMATS, copy_dataset, dataset, upload_dataset
-from eolab.lab.storage import S3Access, S3Config
+from eolab.lab.staging import copy_dataset, dataset, upload_dataset
 from eolab.sentinel2.safe import BAND_GROUPS, read_safe
 
 pytestmark = pytest.mark.integration

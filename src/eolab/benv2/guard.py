@@ -6,11 +6,11 @@ a disk or waiting.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from eolab.core.disk import free_bytes
 from eolab.core.errors import DiskSpaceError
 
 GB = 1e9
@@ -18,7 +18,7 @@ GB = 1e9
 
 def free_gb_on(path: Path) -> float:
     """Free space (GB, 10^9 bytes) on the filesystem holding ``path``."""
-    return shutil.disk_usage(path).free / GB
+    return free_bytes(path) / GB
 
 
 class DiskGuard:

@@ -31,7 +31,7 @@ from eolab.chips.index import load_items
 from eolab.chips.merge import read_index
 from eolab.chips.rasterio_io import gdal_env, open_raster
 from eolab.core.errors import InputError
-from eolab.lab.storage import S3Access
+from eolab.core.s3 import S3Access
 
 # Open COG datasets kept at once while iterating over chips.
 MAX_OPEN = 32

@@ -34,7 +34,7 @@ from eolab.chips.sensors import ChipStatistics, Mask, statistics_for
 from eolab.chips.stats import ChipGrid, chip_fractions
 from eolab.core.atomic import atomic_path
 from eolab.core.errors import InputError
-from eolab.lab.storage import S3Access
+from eolab.core.s3 import S3Access
 
 WGS84 = "EPSG:4326"
 STAT_COLUMNS = {"cloud": "cloud_cover_percentage", "nodata": "nodata_percentage"}

@@ -16,7 +16,6 @@ Layout: ``<root>/<collection>/collection.json``, ``<root>/<collection>/<item>/<i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,6 +28,8 @@ from pyproj import Transformer
 
 from eolab.core.atomic import atomic_path, write_json
 from eolab.core.errors import InputError
+from eolab.core.hashing import file_multihash
+from eolab.sentinel2.listing import read_listing
 from eolab.sentinel2.safe import BAND_GROUPS, RESOLUTION, WAVELENGTH_NM, SafeProduct, read_safe
 
 STAC_EXTENSIONS = [
@@ -41,21 +42,11 @@ STAC_EXTENSIONS = [
     "https://stac-extensions.github.io/sat/v1.1.0/schema.json",
 ]
 COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
-# Multihash prefix for sha2-256 (code 0x12, length 0x20).
-SHA256_MULTIHASH = "1220"
-
-
-def file_checksum(path: str | Path, chunk: int = 1 << 22) -> str:
-    """STAC ``file:checksum`` of a file: multihash sha2-256 as lowercase hex (``1220…``)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return SHA256_MULTIHASH + digest.hexdigest()
 
 
 def file_fields(path: Path) -> dict[str, Any]:
-    return {"file:size": path.stat().st_size, "file:checksum": file_checksum(path)}
+    """STAC ``file:size`` and ``file:checksum`` (multihash sha2-256, ``1220…``) of a file."""
+    return {"file:size": path.stat().st_size, "file:checksum": file_multihash(path, "sha256")}
 
 
 def raster_fields(path: Path) -> dict[str, Any]:
@@ -203,11 +194,8 @@ def items_from_listing(
     from eolab.sentinel2.products import usable_products
 
     listing = Path(listing)
-    try:
-        doc = json.loads(listing.read_text(encoding="utf-8"))
-        entries = doc["products"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"{listing}: not a COG listing ({exc})") from exc
+    doc = read_listing(listing)
+    entries = doc["products"]
     safes = {p["id"]: (Path(products).parent / p["path"]) for p in usable_products(products)}
     items = []
     for entry in tqdm(entries, desc="stac items", unit="item", disable=not progress):

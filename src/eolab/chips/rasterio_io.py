@@ -1,7 +1,7 @@
 """Raster reads for the chips stage: local files or S3 objects through GDAL's /vsis3/.
 
 S3 access (endpoint, credentials, the GDAL settings for ``s3://`` hrefs on any endpoint: CSC
-Allas, a local moto server) is ``eolab.lab.storage.S3Access``, shared with the storage lab.
+Allas, a local moto server) is ``eolab.core.s3.S3Access``, shared with the storage lab.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from eolab.core.errors import InputError
-from eolab.lab.storage import S3Access
+from eolab.core.s3 import S3Access
 
 
 @contextlib.contextmanager

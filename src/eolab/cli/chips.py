@@ -17,7 +17,7 @@ s3_endpoint_option = click.option(
 
 
 def _s3(endpoint: str | None):
-    from eolab.lab.storage import endpoint_access
+    from eolab.core.s3 import endpoint_access
 
     return endpoint_access(endpoint) if endpoint else None
 

@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 
 import click
 
-from eolab.lab.staging import FORMATS, s3_connections
+from eolab.lab import formats
+from eolab.lab.staging import s3_connections
 
 
 def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,7 +59,8 @@ def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def resolve_storage(kw: dict[str, Any]) -> tuple[Any, Any]:
     """(temp root, S3Config) from the common options."""
-    from eolab.lab.storage import S3Config, temp_root
+    from eolab.core.s3 import S3Config
+    from eolab.lab.storage import temp_root
 
     s3 = S3Config.from_config(
         {
@@ -117,7 +119,7 @@ def write_timing(
 def common(func: Callable[..., Any]) -> Callable[..., Any]:
     """--format/--input/--tile/--year/--timing plus the storage options."""
 
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+    @click.option("--format", "fmt", type=click.Choice(formats.NAMES), required=True)
     @click.option(
         "--input",
         "entry",
@@ -174,8 +176,8 @@ def copy(fmt, entry, tile, year, timing, dest, **kw) -> None:
 @common
 def upload(fmt, entry, tile, year, timing, **kw) -> None:
     """Upload a format from the network drive to S3 (parallel files, multipart large files)."""
+    from eolab.core.s3 import s3_access
     from eolab.lab.staging import dataset, upload_dataset
-    from eolab.lab.storage import s3_access
 
     _, s3 = resolve_storage(kw)
     ds = dataset(fmt, entry)
@@ -190,8 +192,8 @@ def upload(fmt, entry, tile, year, timing, **kw) -> None:
 @common
 def download(fmt, entry, tile, year, timing, **kw) -> None:
     """Download a format from S3 to node-local temp (uploading it first where it is missing)."""
+    from eolab.core.s3 import s3_access
     from eolab.lab.staging import dataset, download_dataset, ensure_uploaded, scratch_area
-    from eolab.lab.storage import s3_access
 
     temp, s3 = resolve_storage(kw)
     ds = dataset(fmt, entry)
@@ -246,14 +248,21 @@ def unzip(fmt, entry, tile, year, timing, **kw) -> None:
     write_timing(timing, result, tile, year, route, kw["temp_dir"], copied_first=setup.to_json())
 
 
+def format_inputs(func: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per format of the registry (``--safe``, ``--cog``, …): its entry point."""
+    for form in reversed(formats.FORMATS.values()):
+        option = click.option(
+            form.option,
+            f"input_{form.name.replace('-', '_')}",
+            type=click.Path(path_type=Path, exists=True),
+            help=form.entry,
+        )
+        func = option(func)
+    return func
+
+
 @click.command("patch-load")
-@click.option("--safe", type=click.Path(path_type=Path, exists=True), help="Products manifest.")
-@click.option("--cog", type=click.Path(path_type=Path, exists=True), help="COG listing JSON.")
-@click.option("--zarr", type=click.Path(path_type=Path, exists=True), help="Zarr store.")
-@click.option(
-    "--zarr-sharded", type=click.Path(path_type=Path, exists=True), help="Sharded Zarr store."
-)
-@click.option("--zarr-zip", type=click.Path(path_type=Path, exists=True), help="Zipped Zarr.")
+@format_inputs
 @click.option("--tile", required=True)
 @click.option("--year", type=int, required=True)
 @click.option(
@@ -305,11 +314,6 @@ def unzip(fmt, entry, tile, year, timing, **kw) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
 @storage_options
 def patch_load(
-    safe,
-    cog,
-    zarr,
-    zarr_sharded,
-    zarr_zip,
     tile,
     year,
     storages,
@@ -333,13 +337,7 @@ def patch_load(
     from eolab.lab.staging import dataset
     from eolab.lab.storage import STORAGES
 
-    inputs = {
-        "safe": safe,
-        "cog": cog,
-        "zarr": zarr,
-        "zarr-sharded": zarr_sharded,
-        "zarr-zip": zarr_zip,
-    }
+    inputs = {name: kw.pop(f"input_{name.replace('-', '_')}") for name in formats.NAMES}
     datasets = {fmt: dataset(fmt, path) for fmt, path in inputs.items() if path is not None}
     if not datasets:
         raise click.UsageError("give at least one of --safe, --cog, --zarr, ...")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import email.utils
 import os
 import queue
-import random
 import threading
 import time
 import urllib.parse
@@ -33,7 +32,7 @@ from typing import Any, TypeVar
 
 import urllib3
 
-from eolab.download.checksum import (
+from eolab.core.hashing import (
     Checksum,
     ChecksumFormatError,
     MultiHasher,
@@ -41,6 +40,7 @@ from eolab.download.checksum import (
     parse_multihash,
     parse_s3_etag,
 )
+from eolab.core.retry import RetryPolicy, retry_call
 
 CHUNK = 1 << 20
 # redirects followed; connection errors, read errors and statuses come back to our retry loop
@@ -52,23 +52,6 @@ USER_AGENT = "eolab-downloader/0.1 (+https://github.com/eolab)"
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter: sleep U(0, min(cap, base * 2**n))."""
-
-    attempts: int = 6
-    base: float = 0.5
-    cap: float = 30.0
-    max_retry_after: float = 300.0
-
-    def delay(self, attempt: int, retry_after: float | None = None, rng=random) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        backoff = rng.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
-        if retry_after is not None:
-            return min(self.max_retry_after, max(retry_after, backoff))
-        return backoff
 
 
 class FetchError(Exception):
@@ -271,29 +254,35 @@ class Fetcher:
         """A whole (small) document, with the same retries as file downloads."""
         scheme = urllib.parse.urlsplit(href).scheme
         attempt = 0
-        while True:
+
+        def once() -> bytes:
+            nonlocal attempt
             attempt += 1
             try:
                 if scheme in ("http", "https"):
-                    resp = self.request("GET", href)
-                    try:
-                        self._raise_for_status(href, resp, attempt)
-                        data = resp.read()
-                    except BaseException:
-                        resp.close()  # unread or broken: never back into the pool
-                        raise
-                    finally:
-                        resp.release_conn()
-                    return data
+                    return self._get_http_bytes(href, attempt)
                 if scheme == "s3":
                     return self._s3_get_whole(href)
                 return Path(local_path(href)).read_bytes()
-            except _Retryable as exc:
-                self._backoff(href, attempt, exc)
             except urllib3.exceptions.HTTPError as exc:
-                self._backoff(href, attempt, _Retryable(_describe(exc)))
+                raise _Retryable(_describe(exc)) from exc
             except OSError as exc:
                 raise FetchError(href, f"cannot read: {exc}", attempts=attempt) from exc
+
+        return retry_call(
+            once, self.retry, _Retryable, lambda exc, n: _gave_up(href, exc, n), sleep=self.sleep
+        )
+
+    def _get_http_bytes(self, href: str, attempt: int) -> bytes:
+        resp = self.request("GET", href)
+        try:
+            self._raise_for_status(href, resp, attempt)
+            return resp.read()
+        except BaseException:
+            resp.close()  # unread or broken: never back into the pool
+            raise
+        finally:
+            resp.release_conn()
 
     def _s3_get_whole(self, href: str) -> bytes:
         bucket, key = split_s3(href)
@@ -373,12 +362,7 @@ class Fetcher:
 
     def _backoff(self, href: str, attempt: int, exc: _Retryable) -> None:
         if attempt >= self.retry.attempts:
-            raise FetchError(
-                href,
-                f"{exc.reason} (gave up after {attempt} attempts)",
-                status=exc.status,
-                attempts=attempt,
-            )
+            raise _gave_up(href, exc, attempt)
         self.sleep(self.retry.delay(attempt, exc.retry_after))
 
     @staticmethod
@@ -522,6 +506,15 @@ class Fetcher:
         return {"bytes": written, "total": written, "content_md5": None, "etag": None}
 
 
+def _gave_up(href: str, exc: _Retryable, attempts: int) -> FetchError:
+    return FetchError(
+        href,
+        f"{exc.reason} (gave up after {attempts} attempts)",
+        status=exc.status,
+        attempts=attempts,
+    )
+
+
 def _describe(exc: Exception) -> str:
     """A short reason for a transport error (urllib3 wraps the cause in MaxRetryError)."""
     cause = getattr(exc, "reason", None) or exc
@@ -594,27 +587,19 @@ def make_s3_client(
     extra: dict[str, Any] | None = None,
     unsigned: bool = False,
 ):
-    """A boto3 S3 client for downloads and uploads.
+    """A boto3 S3 client for downloads and uploads (`eolab.core.s3.make_client`).
 
-    Checksums are only sent/validated when S3 requires them: botocore >= 1.36 adds CRC32 by
-    default, which some S3-compatible stores (older Ceph RGW, e.g. CSC Allas) reject. Retries are
-    left to botocore's standard mode for calls that are not part of our own retry loop.
-    ``unsigned`` reads public buckets without credentials (like ``aws --no-sign-request``).
+    botocore's default addressing (virtual-host on AWS); 3 botocore retries
+    for calls that are not part of our own retry loop. ``unsigned`` reads public buckets
+    without credentials (like ``aws --no-sign-request``).
     """
-    import boto3
-    from botocore import UNSIGNED
-    from botocore.config import Config
+    from eolab.core.s3 import make_client
 
-    config = Config(
-        signature_version=UNSIGNED if unsigned else None,
-        max_pool_connections=pool_size,
-        retries={"mode": "standard", "max_attempts": 3},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        connect_timeout=10,
-        read_timeout=60,
+    return make_client(
+        endpoint_url,
+        pool_size=pool_size,
+        retries=3,
+        path_style=False,
+        unsigned=unsigned,
+        extra=extra,
     )
-    kwargs = dict(extra or {})
-    if endpoint_url:
-        kwargs["endpoint_url"] = endpoint_url
-    return boto3.client("s3", config=config, **kwargs)

@@ -17,9 +17,7 @@ import contextlib
 import csv
 import errno
 import hashlib
-import json
 import os
-import shutil
 import time
 import urllib.parse
 from collections import Counter
@@ -29,11 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eolab.core import disk
 from eolab.core.atomic import atomic_open, write_json
 from eolab.core.errors import DiskSpaceError, InputError, RemoteError
+from eolab.core.hashing import MultiHasher, file_hexdigest
 from eolab.download.assetdb import AssetDB, safe_component
 from eolab.download.catalog import CatalogWalker, is_remote
-from eolab.download.checksum import MultiHasher
 from eolab.download.extract import archive_stem, extract_archive, is_archive_name
 from eolab.download.fetch import (
     Fetcher,
@@ -122,14 +121,6 @@ def find_root_document(folder: Path, max_depth: int = 4) -> Path:
                 return hits[0]
             level = sorted(d for p in level for d in p.iterdir() if d.is_dir())
     raise InputError(f"{folder}: no catalog.json or collection.json found")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _iter_json_files(folder: Path):
@@ -245,7 +236,7 @@ class StacDatasetDownloader:
         stamp = f"{st.st_size}:{st.st_mtime_ns}"
         if db.get_meta("archive_stamp") == stamp and db.get_meta("archive_sha256"):
             return db.get_meta("archive_sha256")  # type: ignore[return-value]
-        digest = file_sha256(archive)
+        digest = file_hexdigest(archive, "sha256")
         db.set_meta(archive_stamp=stamp, archive_sha256=digest)
         return digest
 
@@ -432,12 +423,13 @@ def run_lock(folder: Path) -> Iterator[None]:
 
 def check_free_space(folder: Path, needed: int, margin: float = 1.05) -> None:
     """`DiskSpaceError` before starting when the known sizes do not fit on the disk."""
-    free = shutil.disk_usage(folder).free
-    if needed * margin > free:
-        raise DiskSpaceError(
-            f"{folder}: the selected files need {needed / 2**30:.2f} GiB (file:size), only "
-            f"{free / 2**30:.2f} GiB free; narrow the filters or free some space"
-        )
+    disk.check_free_space(
+        folder,
+        needed,
+        what="the selected files (what they need by file:size)",
+        hint="narrow the filters or free some space",
+        margin=margin,
+    )
 
 
 def local_copy_ok(
@@ -470,27 +462,6 @@ def failure_message(failures: list[tuple], report: Path, show: int = 10) -> str:
         lines.append(f"  ... and {len(failures) - show} more")
     lines.append("Rerun the same command to retry them; finished files are kept.")
     return "\n".join(lines)
-
-
-def config_flags(entry: dict[str, Any]) -> str:
-    """Shell-quoted ``eolab download stac-dataset`` filter flags of one workflow config entry
-    (``download.stac_datasets.<name>``)."""
-    import shlex
-
-    flags = [f"--collection {shlex.quote(c)}" for c in entry.get("collections", [])]
-    if entry.get("assets"):
-        flags.append(f"--assets {shlex.quote(','.join(entry['assets']))}")
-    if entry.get("datetime"):
-        flags.append(f"--datetime {shlex.quote(entry['datetime'])}")
-    if entry.get("bbox"):
-        flags.append(f"--bbox {','.join(str(float(v)) for v in entry['bbox'])}")
-    if entry.get("intersects"):
-        value = entry["intersects"]
-        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        flags.append(f"--intersects {shlex.quote(text)}")
-    if entry.get("catalog_only"):
-        flags.append("--catalog-only")
-    return " ".join(flags)
 
 
 def download_stac_dataset(source: str, options: StacDatasetOptions) -> dict[str, Any]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import collections
 import errno
 import logging
-import shutil
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eolab.core.disk import check_free_space
 from eolab.core.errors import ConfigError, DiskSpaceError, EolabError, InputError
 from eolab.intake import s3
 from eolab.intake.plan import MANIFEST, RemoteFile, asset_checksums, plan_files, safe_prefix
@@ -237,11 +237,7 @@ class Fetcher:
                 have = path.stat().st_size if path.exists() else -1
                 need += rf.size if have != rf.size else 0
         self.out.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(self.out).free
-        if need > free:
-            raise DiskSpaceError(
-                f"{self.out}: {need / 2**30:.1f} GiB still to download, {free / 2**30:.1f} GiB free"
-            )
+        check_free_space(self.out, need, what="what is still to download", margin=1.0)
 
     def _product_done(self, prod: ProductFetch) -> None:
         self.progress.product_done()

@@ -8,13 +8,12 @@ for data files, MD5 for ``manifest.safe`` itself, as CDSE does), and the ``Produ
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from eolab.core.errors import InputError
-from eolab.download.checksum import multihash_hex
+from eolab.core.hashing import file_multihash, multihash_hex
 
 STAC_EXTENSIONS = [
     "https://stac-extensions.github.io/eo/v2.0.0/schema.json",
@@ -61,7 +60,7 @@ def _file_asset(
     path = product.path / rel
     sha3 = sums.get(rel)
     if sha3 is None:  # not in manifest.safe (manifest.safe itself): CDSE gives an MD5
-        checksum = multihash_hex("md5", hashlib.md5(path.read_bytes()).digest())
+        checksum = file_multihash(path, "md5")
     else:
         checksum = multihash_hex("sha3_256", bytes.fromhex(sha3))
     return {

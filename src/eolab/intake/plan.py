@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from eolab.core.errors import InputError
-from eolab.download.checksum import Checksum
+from eolab.core.hashing import Checksum
 from eolab.intake.verify import item_checksum, manifest_checksum
 
 MANIFEST = "manifest.safe"

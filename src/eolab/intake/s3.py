@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from eolab.core import s3 as core_s3
 from eolab.core.atomic import atomic_path
 from eolab.core.errors import ConfigError, RemoteError
-from eolab.download.checksum import Checksum
+from eolab.core.hashing import Checksum
+from eolab.core.retry import RetryPolicy, backoff_delay, retry_call
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +78,6 @@ class RequestPacer:
             time.sleep((start - now) / 1e9)
 
 
-def s3_config(workers: int = WORKERS, retries: int = RETRIES, read_timeout: float = 60.0):
-    """botocore Config: path-style addressing, ``standard`` retries, a pool of ``workers``."""
-    from botocore.config import Config
-
-    return Config(
-        retries={"mode": "standard", "total_max_attempts": retries + 1},
-        max_pool_connections=max(workers, 1),
-        connect_timeout=10,
-        read_timeout=read_timeout,
-        s3={"addressing_style": "path"},
-        # CDSE's object store does not send the CRC checksums newer botocore asks for.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-
-
 def make_client(
     endpoint_url: str = ENDPOINT_URL,
     *,
@@ -102,25 +87,19 @@ def make_client(
     retries: int = RETRIES,
     requests_per_minute: float | None = REQUESTS_PER_MINUTE,
 ):
-    """A boto3 S3 client for the endpoint; credentials from the environment or ``profile``."""
-    import boto3
-    from botocore.exceptions import ProfileNotFound
-
-    try:
-        session = boto3.Session(profile_name=profile) if profile else boto3.Session()
-    except ProfileNotFound as exc:
-        raise ConfigError(f"AWS profile {profile!r} not found in the AWS config files") from exc
-    if session.get_credentials() is None:
+    """A boto3 S3 client for the endpoint (path-style, a pool of ``workers``, ``retries``
+    botocore retries); credentials from the environment or ``profile``, checked up front."""
+    boto = core_s3.session(profile)
+    if boto.get_credentials() is None:
         where = f"profile {profile!r}" if profile else "the environment"
         raise ConfigError(
             f"no S3 credentials in {where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(CDSE S3 keys) or pass --profile NAME"
         )
-    client = session.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=s3_config(workers, retries),
+    # CDSE's object store does not send the CRC checksums newer botocore asks for: core_s3
+    # asks for checksums only where S3 requires them.
+    client = core_s3.make_client(
+        endpoint_url, region=region, boto_session=boto, pool_size=workers, retries=retries
     )
     if requests_per_minute:
         client.meta.events.register("before-send.s3", RequestPacer(requests_per_minute))
@@ -186,11 +165,6 @@ def _call_errors() -> tuple[type[BaseException], ...]:
     return (ClientError, BotoCoreError)
 
 
-def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
-    """Full-jitter exponential backoff for retry ``attempt`` (1, 2, …)."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
-
-
 def check_access(client, bucket: str, prefix: str = "Sentinel-2/") -> None:
     """One small listing: raises AccessDenied or EndpointUnreachable before any real work."""
     try:
@@ -206,24 +180,21 @@ def list_prefix(client, bucket: str, prefix: str, retries: int = RETRIES) -> dic
     """Every object under ``prefix`` as {key relative to the prefix: size}; folder markers
     (keys ending in ``/``) are skipped."""
     what = f"s3://{bucket}/{prefix}"
-    for attempt in range(1, retries + 2):
+
+    def once() -> dict[str, int]:
+        out = {}
         try:
-            out = {}
             pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             for page in pages:
                 for obj in page.get("Contents", []):
                     rel = obj["Key"][len(prefix) :]
                     if rel and not rel.endswith("/"):
                         out[rel] = int(obj["Size"])
-            return out
         except _call_errors() as exc:
-            err = classify(exc, client, f"listing {what}")
-            if not isinstance(err, _Retry):
-                raise err from exc
-            if attempt > retries:
-                raise TransferError(f"{what}: {err} (gave up after {retries} retries)") from exc
-            time.sleep(backoff_delay(attempt))
-    raise AssertionError("unreachable")
+            raise classify(exc, client, f"listing {what}") from exc
+        return out
+
+    return retry_call(once, RetryPolicy(attempts=retries + 1), _Retry, _gave_up(what, retries))
 
 
 def fetch_object(
@@ -236,22 +207,25 @@ def fetch_object(
     *,
     retries: int = RETRIES,
     on_bytes: Callable[[int], None] | None = None,
-    backoff: Callable[[int], float] = backoff_delay,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Download ``key`` to ``dest`` atomically and verify size and checksum; returns the size.
     Partial bodies are resumed with ``Range``; a wrong size or checksum is fetched again from
     scratch; both up to ``retries`` times, with backoff."""
     what = f"s3://{bucket}/{key}"
     on_bytes = on_bytes or (lambda n: None)
-    for attempt in range(1, retries + 2):
-        try:
-            return _fetch_once(client, bucket, key, dest, size, checksum, retries, on_bytes)
-        except _Retry as exc:
-            if attempt > retries:
-                raise TransferError(f"{what}: {exc} (gave up after {retries} retries)") from exc
-            log.info("%s: %s; retry %d/%d", what, exc, attempt, retries)
-            time.sleep(backoff(attempt))
-    raise AssertionError("unreachable")
+    return retry_call(
+        lambda: _fetch_once(client, bucket, key, dest, size, checksum, retries, on_bytes),
+        RetryPolicy(attempts=retries + 1),
+        _Retry,
+        _gave_up(what, retries),
+        sleep=sleep,
+        on_retry=lambda exc, n: log.info("%s: %s; retry %d/%d", what, exc, n, retries),
+    )
+
+
+def _gave_up(what: str, retries: int) -> Callable[[BaseException, int], TransferError]:
+    return lambda exc, _attempts: TransferError(f"{what}: {exc} (gave up after {retries} retries)")
 
 
 class _Counter:

@@ -2,17 +2,14 @@
 
 The checksum comes from ``manifest.safe`` (SHA3-256, computed by ESA) first, then from the STAC
 item's ``file:checksum`` multihash; a file listed by neither is checked by size alone. Multihash
-decoding lives in `eolab.download.checksum` (shared with the STAC dataset downloader).
+decoding and file hashing live in `eolab.core.hashing` (shared with the STAC dataset downloader).
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from eolab.download.checksum import Checksum, ChecksumFormatError, parse_multihash
-
-CHUNK = 1 << 20
+from eolab.core.hashing import Checksum, ChecksumFormatError, file_digest, parse_multihash
 
 
 def item_checksum(text: str | None) -> Checksum | None:
@@ -34,15 +31,6 @@ def manifest_checksum(hexdigest: str | None) -> Checksum | None:
     if not hexdigest:
         return None
     return Checksum("sha3_256", bytes.fromhex(hexdigest.strip()), "manifest.safe")
-
-
-def file_digest(path: Path, algorithm: str) -> bytes:
-    """Digest of a file, read in 1 MiB chunks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.digest()
 
 
 def local_file_ok(path: Path, size: int, checksum: Checksum | None) -> bool:

@@ -27,11 +27,12 @@ import numpy as np
 
 from eolab.core.errors import EolabError, InputError
 from eolab.core.provenance import environment
+from eolab.core.s3 import S3Config, s3_access
+from eolab.lab import formats
+from eolab.lab.formats import BASELINE, SHARDED, ZARR, ZIP
 from eolab.lab.patchload import GROUPS, Loader, Patch, open_loader, random_patches
 from eolab.lab.staging import Dataset, copy_dataset, ensure_uploaded, s3_connections, scratch_area
-from eolab.lab.storage import S3Config, s3_access
 
-BASELINE = "zarr-xarray"
 STD_DDOF = 1
 SCHEMA_VERSION = 1
 TARGETS = {
@@ -118,13 +119,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def data_object_count(ds: Dataset) -> int:
     """Files holding pixel data: Zarr chunks or shards of ``data`` arrays, COGs, band JP2s, or
     the zip; the rest are metadata and coordinate arrays (about 70 per Zarr store)."""
-    if ds.format in ("zarr", "zarr-sharded"):
-        return sum(1 for f in ds.files if "/data/c/" in f or "/data/c." in f)
-    if ds.format == "cog":
-        return sum(1 for f in ds.files if f.endswith(".tif"))
-    if ds.format == "safe":
-        return sum(1 for f in ds.files if "/IMG_DATA/" in f and f.endswith(".jp2"))
-    return len(ds.files)
+    holds_data = formats.get(ds.format).holds_data
+    return sum(1 for f in ds.files if holds_data(f))
 
 
 def compute_ratios(
@@ -138,15 +134,15 @@ def compute_ratios(
     for storage, per_format in results.items():
         mean = {f: v["mean_durations"] for f, v in per_format.items()}
         out[storage] = {
-            "zarr_vs_xarray_speedup": ratio(mean.get(BASELINE), mean.get("zarr")),
-            "zip_vs_zarr_time_ratio": ratio(mean.get("zarr-zip"), mean.get("zarr")),
-            "sharded_vs_zarr_time_ratio": ratio(mean.get("zarr-sharded"), mean.get("zarr")),
+            "zarr_vs_xarray_speedup": ratio(mean.get(BASELINE), mean.get(ZARR)),
+            "zip_vs_zarr_time_ratio": ratio(mean.get(ZIP), mean.get(ZARR)),
+            "sharded_vs_zarr_time_ratio": ratio(mean.get(SHARDED), mean.get(ZARR)),
         }
-    out["zarr_vs_sharded_object_ratio"] = ratio(objects.get("zarr"), objects.get("zarr-sharded"))
-    out["zarr_vs_zip_object_ratio"] = ratio(objects.get("zarr"), objects.get("zarr-zip"))
+    out["zarr_vs_sharded_object_ratio"] = ratio(objects.get(ZARR), objects.get(SHARDED))
+    out["zarr_vs_zip_object_ratio"] = ratio(objects.get(ZARR), objects.get(ZIP))
     if data_objects:
         out["zarr_vs_sharded_data_object_ratio"] = ratio(
-            data_objects.get("zarr"), data_objects.get("zarr-sharded")
+            data_objects.get(ZARR), data_objects.get(SHARDED)
         )
     return out
 
@@ -185,7 +181,7 @@ def plan(
         raise InputError(f"skip: {sorted(unknown)} name no measured storage:format pair")
     pairs = [(s, f) for s in storages for f in formats if f"{s}:{f}" not in skipped]
     if baseline:
-        pairs += [(s, BASELINE) for s, f in list(pairs) if f == "zarr"]
+        pairs += [(s, BASELINE) for s, f in list(pairs) if f == ZARR]
     if not pairs:
         raise InputError("nothing to measure: every storage:format pair is skipped")
     return pairs
@@ -252,7 +248,7 @@ def run(
     pairs = plan(list(datasets), storages, skip, baseline)
     needs: dict[str, set[str]] = {}
     for storage, fmt in pairs:
-        needs.setdefault(storage, set()).add("zarr" if fmt == BASELINE else fmt)
+        needs.setdefault(storage, set()).add(ZARR if fmt == BASELINE else fmt)
     # the SAFE catalog (band files, grids) comes from the network copy
     catalog_root = datasets["safe"].root if "safe" in datasets else None
     staged = _staged(datasets, needs, temp_root, s3_config, s3_log, workers, keep_temp)
@@ -261,7 +257,7 @@ def run(
         opened: dict[str, dict[str, float]] = {}
         try:
             for storage, fmt in pairs:
-                src_fmt = "zarr" if fmt == BASELINE else fmt
+                src_fmt = ZARR if fmt == BASELINE else fmt
                 ds = temp[src_fmt] if storage == "temp" else datasets[src_fmt]
                 start = time.perf_counter()
                 loaders[storage, fmt] = open_loader(
@@ -504,9 +500,7 @@ RESULT_SCHEMA = {
             "additionalProperties": {
                 "type": "object",
                 "minProperties": 1,
-                "propertyNames": {
-                    "enum": ["safe", "cog", "zarr", "zarr-sharded", "zarr-zip", BASELINE]
-                },
+                "propertyNames": {"enum": [*formats.NAMES, BASELINE]},
                 "additionalProperties": _ENTRY,
             },
         },

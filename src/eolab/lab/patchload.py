@@ -35,7 +35,9 @@ import numpy as np
 from zarr.storage import WrapperStore
 
 from eolab.core.errors import InputError
+from eolab.lab import formats
 from eolab.lab.staging import Dataset
+from eolab.sentinel2.listing import cog_items
 from eolab.sentinel2.safe import BAND_GROUPS, read_safe
 from eolab.zarrio.shardview import ShardedAsChunks, base_store, close_s3_session
 
@@ -161,7 +163,7 @@ def _gdal_lib() -> Any:
         lib.VSIFree.argtypes = [ctypes.c_void_p]
     except (OSError, AttributeError):
         return None
-    return lib  # the statistics are switched on by eolab.lab.storage.gdal_s3_env
+    return lib  # the statistics are switched on by eolab.core.s3.gdal_s3_env
 
 
 def gdal_network_bytes() -> int | None:
@@ -375,18 +377,6 @@ class SafeLoader(_RasterioLoader):
         return {g: np.stack(v) for g, v in out.items()}
 
 
-def read_cog_listing(path: str | os.PathLike, text: str | None = None) -> list[dict[str, Any]]:
-    """Per date (in time order), ``{"id", group: COG path relative to the listing}``, from the
-    listing JSON that ``eolab sentinel2 to-cog --listing`` writes (``text``: its content, when
-    read from elsewhere than ``path``)."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8") if text is None else text)
-        items = [{"id": p["id"], **{g: p["cogs"][g] for g in GROUPS}} for p in doc["products"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: not a readable COG listing ({exc!r})") from exc
-    return items
-
-
 class CogLoader(_RasterioLoader):
     """COG: one multi-band file per group and date; windowed reads of all bands at once."""
 
@@ -410,9 +400,9 @@ class CogLoader(_RasterioLoader):
             key = f"{self.s3_prefix}/{self.ds.entry}" if self.s3_prefix else self.ds.entry
             client = self.s3_client or self.s3.client()
             body = client.get_object(Bucket=self.s3.bucket, Key=key)["Body"].read()
-            self.items = read_cog_listing(f"s3://{self.s3.bucket}/{key}", body.decode())
+            self.items = cog_items(f"s3://{self.s3.bucket}/{key}", body.decode())
         else:
-            self.items = read_cog_listing(self.ds.entry_path)
+            self.items = cog_items(self.ds.entry_path)
         if not self.items:
             raise InputError(f"{self.ds.entry_path}: no COGs listed")
         self._open_pool()
@@ -559,7 +549,60 @@ class XarrayZarrLoader(ZarrLoader):
         return self._load_sync(patch)
 
 
-FORMAT_LOADERS = ("safe", "cog", "zarr", "zarr-sharded", "zarr-zip")
+@dataclass(frozen=True)
+class _Source:
+    """Where a loader reads: the local dataset, or its upload under ``prefix`` on S3."""
+
+    fmt: str
+    storage: str
+    ds: Dataset
+    s3: Any
+    prefix: str
+    workers: int
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    @property
+    def where(self) -> str:
+        if self.s3 is not None:
+            return f"s3://{self.s3.bucket}/{self.key(self.ds.entry)}"
+        return str(self.ds.entry_path)
+
+
+def _safe_loader(src: _Source, tile, year, catalog_root, baseline) -> Loader:
+    return SafeLoader(src.ds, src.storage, catalog_root, src.s3, src.prefix, src.workers)
+
+
+def _cog_loader(src: _Source, tile, year, catalog_root, baseline) -> Loader:
+    return CogLoader(src.ds, src.storage, src.s3, src.prefix, src.workers)
+
+
+def _zarr_loader(src: _Source, tile, year, catalog_root, baseline, store: Any = None) -> Loader:
+    cls = XarrayZarrLoader if baseline else ZarrLoader
+    store = base_store(src.where, src.s3) if store is None else store
+    return cls(src.fmt, store, tile, year, src.storage, describe=src.where)
+
+
+def _zip_loader(src: _Source, tile, year, catalog_root, baseline) -> Loader:
+    from eolab.zarrio.zipreader import S3Source, ZipRangeStore, ZipReader
+
+    if src.s3 is not None:
+        client = src.s3.client(max(32, src.workers))
+        reader = ZipReader(S3Source(client, src.s3.bucket, src.key(src.ds.entry)))
+    else:
+        reader = ZipReader.open(src.ds.entry_path)
+    store = ZipRangeStore(reader, workers=max(16, src.workers))
+    return _zarr_loader(src, tile, year, catalog_root, baseline, store)
+
+
+#: The loader of each `eolab.lab.formats.Format.loader` kind.
+_LOADERS: dict[str, Callable[..., Loader]] = {
+    "safe": _safe_loader,
+    "cog": _cog_loader,
+    "zarr": _zarr_loader,
+    "zip": _zip_loader,
+}
 
 
 def open_loader(
@@ -578,39 +621,13 @@ def open_loader(
     """An opened loader for ``fmt`` on ``storage``.
 
     ``ds`` is the dataset on local storage (network or temp copy). For ``storage == "s3"``
-    pass ``s3`` (an :class:`eolab.lab.storage.S3Access`) and the key prefix the dataset was
+    pass ``s3`` (an :class:`eolab.core.s3.S3Access`) and the key prefix the dataset was
     uploaded under; ``ds`` then only supplies relative paths. ``baseline`` gives the
     xarray/dask reader instead of eolab's (Zarr formats only).
     """
     on_s3 = storage == "s3"
     if on_s3 and s3 is None:
         raise InputError(f"{fmt} on S3: no S3 access given")
-    prefix = s3_prefix.strip("/")
-
-    def key(rel: str) -> str:
-        return f"{prefix}/{rel}" if prefix else rel
-
-    if fmt == "safe":
-        loader: Loader = SafeLoader(
-            ds, storage, catalog_root, s3 if on_s3 else None, prefix, workers
-        )
-    elif fmt == "cog":
-        loader = CogLoader(ds, storage, s3 if on_s3 else None, prefix, workers)
-    elif fmt in ("zarr", "zarr-sharded", "zarr-zip"):
-        from eolab.zarrio.zipreader import S3Source, ZipRangeStore, ZipReader
-
-        where = f"s3://{s3.bucket}/{key(ds.entry)}" if on_s3 else str(ds.entry_path)
-        if fmt == "zarr-zip":
-            reader = (
-                ZipReader(S3Source(s3.client(max(32, workers)), s3.bucket, key(ds.entry)))
-                if on_s3
-                else ZipReader.open(ds.entry_path)
-            )
-            store: Any = ZipRangeStore(reader, workers=max(16, workers))
-        else:
-            store = base_store(where, s3)
-        cls = XarrayZarrLoader if baseline else ZarrLoader
-        loader = cls(fmt, store, tile, year, storage, describe=where)
-    else:
-        raise InputError(f"unknown format {fmt!r} (expected one of {', '.join(FORMAT_LOADERS)})")
-    return loader.open()
+    kind = formats.get(fmt).loader
+    src = _Source(fmt, storage, ds, s3 if on_s3 else None, s3_prefix.strip("/"), workers)
+    return _LOADERS[kind](src, tile, year, catalog_root, baseline).open()

@@ -21,17 +21,11 @@ from typing import Any
 import numpy as np
 
 from eolab.core.atomic import atomic_path
+from eolab.lab import formats as lab_formats
+from eolab.lab.formats import ZARR, ZIP
 from eolab.sentinel2.safe import BAND_GROUPS
 
 STORAGE_LABELS = {"network": "network drive", "temp": "node-local NVMe (temp)", "s3": "S3"}
-FORMAT_LABELS = {
-    "safe": "SAFE",
-    "cog": "COG",
-    "zarr": "Zarr",
-    "zarr-sharded": "Zarr (sharded)",
-    "zarr-zip": "Zarr (zipped)",
-    "zarr-xarray": "Zarr via xarray/dask (reference)",
-}
 _BAND_TO_GROUP = {band: group for group, bands in BAND_GROUPS.items() for band in bands}
 _GROUP_RE = re.compile(r"(?:^|/)(10m|20m|60m)(?:/|\.tif$)")
 _BAND_RE = re.compile(r"_(B0[1-9]|B1[0-2]|B8A)\.jp2$")
@@ -112,7 +106,7 @@ def plot_file_sizes(
         total = sum(sum(v) for v in groups.values())
         count = sum(len(v) for v in groups.values())
         ax.set_xscale("log")
-        ax.set_title(f"{FORMAT_LABELS.get(fmt, fmt)}: {count} files, {_human(total)}")
+        ax.set_title(f"{lab_formats.label(fmt)}: {count} files, {_human(total)}")
         ax.set_xlabel("file size (bytes, log scale)")
         ax.set_ylabel("files")
         ax.legend(fontsize=7)
@@ -163,7 +157,9 @@ def plot_load_times(result: Mapping[str, Any], out: str | os.PathLike) -> Path:
                     va="bottom",
                     fontsize=7,
                 )
-    ax.set_xticks(x, [FORMAT_LABELS.get(f, f) for f in formats], rotation=20, ha="right")
+    ax.set_xticks(x, [lab_formats.label(f) for f in formats], rotation=20, ha="right")
+    for tick, fmt in zip(ax.get_xticklabels(), formats, strict=True):
+        tick.set_color(lab_formats.colour(fmt))
     ax.set_yscale("log")
     ax.set_ylabel("mean load time of one patch time series (s, log)")
     n = _repeats(results)
@@ -186,7 +182,7 @@ def throughput_curves(
     load_s: Mapping[str, Mapping[str, float]],
     staging_s: Mapping[str, float],
     budgets_s: np.ndarray,
-    fmt: str = "zarr",
+    fmt: str = ZARR,
 ) -> dict[str, np.ndarray]:
     """Patches per second over a whole job of each budget, per way of feeding it.
 
@@ -200,19 +196,19 @@ def throughput_curves(
         return np.maximum(0.0, budgets_s - stage) / budgets_s / load
 
     if fmt in load_s.get("s3", {}):
-        curves[f"read {FORMAT_LABELS.get(fmt, fmt)} from S3 directly"] = np.full(
+        curves[f"read {lab_formats.label(fmt)} from S3 directly"] = np.full(
             budgets_s.shape, 1.0 / load_s["s3"][fmt]
         )
     temp = load_s.get("temp", {})
     if fmt in temp and f"download:{fmt}" in staging_s:
         curves["copy S3 → NVMe, then read"] = after(staging_s[f"download:{fmt}"], temp[fmt])
-    zip_dl = staging_s.get("download:zarr-zip")
-    if zip_dl is not None and "unzip" in staging_s and "zarr" in temp:
+    zip_dl = staging_s.get(f"download:{ZIP}")
+    if zip_dl is not None and "unzip" in staging_s and ZARR in temp:
         curves["zipped S3 → NVMe, unzip, then read"] = after(
-            zip_dl + staging_s["unzip"], temp["zarr"]
+            zip_dl + staging_s["unzip"], temp[ZARR]
         )
-    if zip_dl is not None and "zarr-zip" in temp:
-        curves["zipped S3 → NVMe, read the zip"] = after(zip_dl, temp["zarr-zip"])
+    if zip_dl is not None and ZIP in temp:
+        curves["zipped S3 → NVMe, read the zip"] = after(zip_dl, temp[ZIP])
     return curves
 
 
@@ -230,7 +226,7 @@ def plot_throughput(
     result: Mapping[str, Any],
     staging_s: Mapping[str, float],
     out: str | os.PathLike,
-    fmt: str = "zarr",
+    fmt: str = ZARR,
 ) -> Path:
     """Throughput (patch time series per second) against the job's compute budget (log s)."""
     load_s = {
@@ -238,7 +234,7 @@ def plot_throughput(
         for storage, per_format in result["results"].items()
     }
     used = {
-        k: v for k, v in staging_s.items() if k in (f"download:{fmt}", "download:zarr-zip", "unzip")
+        k: v for k, v in staging_s.items() if k in (f"download:{fmt}", f"download:{ZIP}", "unzip")
     }
     lo, hi = budget_range(used)
     budgets = np.logspace(math.log10(lo), math.log10(hi), 300)
@@ -263,7 +259,7 @@ def plot_throughput(
     ax.set_ylabel("training throughput (patch time series / s)")
     staged = ", ".join(f"{k} {v:.3g} s" for k, v in sorted(used.items()))
     ax.set_title(
-        f"Throughput per compute budget ({FORMAT_LABELS.get(fmt, fmt)})\n"
+        f"Throughput per compute budget ({lab_formats.label(fmt)})\n"
         f"measured staging: {staged or 'none'}",
         fontsize=9,
     )

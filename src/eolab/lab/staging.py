@@ -26,9 +26,8 @@ from typing import Any
 from tqdm import tqdm
 
 from eolab.core.errors import InputError
-from eolab.sentinel2.products import usable_products
+from eolab.lab import formats
 
-FORMATS = ("safe", "cog", "zarr", "zarr-sharded", "zarr-zip")
 MULTIPART_CHUNK = 16 * 1024 * 1024
 #: Parts of one large file moved at once (files themselves move ``workers`` at a time).
 PART_CONCURRENCY = 4
@@ -55,45 +54,13 @@ class Dataset:
         return Dataset(self.format, Path(root), self.entry, self.files)
 
 
-def _tree_files(folder: Path, root: Path) -> list[str]:
-    if not folder.is_dir():
-        raise InputError(f"{folder}: folder not found")
-    return sorted(p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-def _safe_files(manifest: Path) -> list[str]:
-    files = [manifest.name]
-    for product in usable_products(manifest):
-        files += _tree_files(manifest.parent / product["path"], manifest.parent)
-    return files
-
-
-def _cog_files(listing: Path) -> list[str]:
-    from eolab.lab.patchload import read_cog_listing
-
-    files = [listing.name]
-    for folder in sorted({str(Path(item["10m"]).parent) for item in read_cog_listing(listing)}):
-        files += _tree_files(listing.parent / folder, listing.parent)
-    return files
-
-
 def dataset(fmt: str, entry: str | os.PathLike) -> Dataset:
     """The dataset of format ``fmt`` whose entry point (manifest, listing, store, zip) is given."""
+    form = formats.get(fmt)
     entry = Path(entry)
     if not entry.exists():
         raise InputError(f"{entry}: {fmt} input not found")
-    root = entry.parent
-    if fmt == "safe":
-        files = _safe_files(entry)
-    elif fmt == "cog":
-        files = _cog_files(entry)
-    elif fmt in ("zarr", "zarr-sharded"):
-        files = _tree_files(entry, root)
-    elif fmt == "zarr-zip":
-        files = [entry.name]
-    else:
-        raise InputError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
-    return Dataset(fmt, root, entry.name, tuple(files))
+    return Dataset(fmt, entry.parent, entry.name, tuple(form.files(entry)))
 
 
 @dataclass
@@ -262,12 +229,12 @@ def zip_store(ds: Dataset, dest: Path) -> tuple[Dataset, Timing]:
     """Zip a Zarr store (ZIP_STORED, entry names relative to the store root) into ``dest``."""
     from eolab.zarrio.zipzarr import zip_store as zip_directory
 
-    if ds.format not in ("zarr", "zarr-sharded"):
+    if ds.format not in formats.ZARR_STORES:
         raise InputError(f"{ds.entry_path}: only a Zarr store can be zipped, not {ds.format}")
     start = time.perf_counter()
     zip_directory(ds.entry_path, dest)
     seconds = time.perf_counter() - start
-    zipped = Dataset("zarr-zip", dest.parent, dest.name, (dest.name,))
+    zipped = Dataset(formats.ZIP, dest.parent, dest.name, (dest.name,))
     timing = Timing(
         "zip",
         ds.format,
@@ -285,7 +252,7 @@ def unzip_store(ds: Dataset, dest: Path, workers: int = 8) -> tuple[Dataset, Tim
     """Extract a zipped Zarr into the store folder ``dest``, members written in parallel."""
     from eolab.zarrio.zipreader import ZipReader
 
-    if ds.format != "zarr-zip":
+    if ds.format != formats.ZIP:
         raise InputError(f"{ds.entry_path}: not a zipped Zarr ({ds.format})")
     start = time.perf_counter()
     with ZipReader.open(ds.entry_path) as reader:
@@ -304,7 +271,7 @@ def unzip_store(ds: Dataset, dest: Path, workers: int = 8) -> tuple[Dataset, Tim
     timing = Timing(
         "unzip", ds.format, str(ds.entry_path), str(dest), seconds, nbytes, len(names), workers
     )
-    return Dataset("zarr", dest.parent, dest.name, files), timing
+    return Dataset(formats.ZARR, dest.parent, dest.name, files), timing
 
 
 def read_timing(path: str | os.PathLike) -> dict[str, Any]:

@@ -7,28 +7,26 @@ bucket and a key prefix; credentials come only from the standard AWS environment
 printed or written.
 
 When no S3 endpoint is configured (config, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, or the
-profile's ``endpoint_url``), :func:`s3_access` starts a local ``moto_server`` around the work and
-stops it afterwards. Each job that touches S3 does this for itself: a job never depends on a
-server started by another job, so the design holds under the Slurm executor (jobs on other nodes,
-no shared loopback) and on reruns (no stale endpoint). The price is that a job reading S3 from a
-local server uploads what it reads first (see :func:`eolab.lab.staging.ensure_uploaded`).
+profile's ``endpoint_url``), :func:`eolab.core.s3.s3_access` starts a local ``moto_server``
+around the work and stops it afterwards. Each job that touches S3 does this for itself: a job
+never depends on a server started by another job, so the design holds under the Slurm executor
+(jobs on other nodes, no shared loopback) and on reruns (no stale endpoint). The price is that a
+job reading S3 from a local server uploads what it reads first (see
+:func:`eolab.lab.staging.ensure_uploaded`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from eolab.core.errors import ConfigError, RemoteError
+from eolab.core.errors import ConfigError
+from eolab.core.s3 import S3Config
 
 STORAGES = ("network", "temp", "s3")
-ENDPOINT_ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
 
 def temp_root(
@@ -38,241 +36,6 @@ def temp_root(
     from eolab.core.scratch import node_local_dir
 
     return Path(node_local_dir(configured, environ))
-
-
-@dataclass(frozen=True)
-class S3Config:
-    """Where S3 data goes. ``endpoint_url`` None means: start a local server for the work."""
-
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None
-    profile: str | None = None
-    region: str | None = None
-
-    @classmethod
-    def from_config(
-        cls, cfg: Mapping[str, Any], environ: Mapping[str, str] | None = None
-    ) -> S3Config:
-        """Resolve the endpoint from config, then the AWS environment, then the named profile."""
-        environ = os.environ if environ is None else environ
-        endpoint = cfg.get("endpoint_url") or next(
-            (environ[v] for v in ENDPOINT_ENV_VARS if environ.get(v)), None
-        )
-        profile = cfg.get("profile") or None
-        if endpoint is None and profile:
-            endpoint = _profile_endpoint(profile)
-        bucket = cfg.get("bucket") or ""
-        if len(bucket) < 3:
-            raise ConfigError(f"storage.s3.bucket: {bucket!r} is not a valid bucket name")
-        return cls(
-            bucket=bucket,
-            prefix=(cfg.get("prefix") or "").strip("/"),
-            endpoint_url=endpoint,
-            profile=profile,
-            region=cfg.get("region") or environ.get("AWS_DEFAULT_REGION") or None,
-        )
-
-    @property
-    def local(self) -> bool:
-        """True when the work runs against a local moto server started for it."""
-        return self.endpoint_url is None
-
-    def key(self, *parts: str) -> str:
-        """An object key under the configured prefix."""
-        return "/".join(p.strip("/") for p in (self.prefix, *parts) if p and p.strip("/"))
-
-    def url(self, *parts: str) -> str:
-        return f"s3://{self.bucket}/{self.key(*parts)}"
-
-
-def _profile_endpoint(profile: str) -> str | None:
-    """The ``endpoint_url`` a named AWS profile sets (e.g. CSC Allas: https://a3s.fi)."""
-    import boto3
-    import botocore.exceptions
-
-    try:
-        session = boto3.Session(profile_name=profile)
-    except botocore.exceptions.ProfileNotFound as exc:
-        raise ConfigError(f"storage.s3.profile: AWS profile {profile!r} not found") from exc
-    return session._session.get_scoped_config().get("endpoint_url")  # noqa: SLF001
-
-
-@dataclass(frozen=True)
-class S3Access:
-    """A live S3 endpoint with credentials; builds boto3, s3fs and GDAL clients for it.
-
-    The credentials are held privately (``repr=False``) and only handed to client libraries.
-    """
-
-    config: S3Config
-    endpoint_url: str
-    region: str
-    _key_id: str | None = field(default=None, repr=False)
-    _secret: str | None = field(default=None, repr=False)
-    _token: str | None = field(default=None, repr=False)
-
-    @property
-    def bucket(self) -> str:
-        return self.config.bucket
-
-    def client(self, max_connections: int = 32) -> Any:
-        """A thread-safe boto3 S3 client (connection pool sized for concurrent ranged reads)."""
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id=self._key_id,
-            aws_secret_access_key=self._secret,
-            aws_session_token=self._token,
-            config=Config(
-                max_pool_connections=max_connections,
-                retries={"max_attempts": 5, "mode": "standard"},
-                s3={"addressing_style": "path"},
-            ),
-        )
-
-    def storage_options(self) -> dict[str, Any]:
-        """s3fs keyword arguments (for fsspec / zarr ``FsspecStore``)."""
-        return {
-            "key": self._key_id,
-            "secret": self._secret,
-            "token": self._token,
-            "endpoint_url": self.endpoint_url,
-            "client_kwargs": {"region_name": self.region},
-            "config_kwargs": {"s3": {"addressing_style": "path"}},
-        }
-
-    def filesystem(self, asynchronous: bool = False) -> Any:
-        import s3fs
-
-        return s3fs.S3FileSystem(asynchronous=asynchronous, **self.storage_options())
-
-    def gdal_env(self, **options: Any) -> Any:
-        """A ``rasterio.Env`` reading ``/vsis3/`` from this endpoint (works against moto too)."""
-        return gdal_s3_env(
-            self.endpoint_url,
-            key_id=self._key_id,
-            secret=self._secret,
-            token=self._token,
-            region=self.region,
-            **options,
-        )
-
-    def vsi_path(self, key: str) -> str:
-        return f"/vsis3/{self.bucket}/{key}"
-
-
-def gdal_s3_env(
-    endpoint_url: str,
-    *,
-    key_id: str | None = None,
-    secret: str | None = None,
-    token: str | None = None,
-    region: str | None = None,
-    **options: Any,
-) -> Any:
-    """A ``rasterio.Env`` reading ``/vsis3/`` from ``endpoint_url`` (AWS, Allas, moto).
-
-    ``rasterio.Env(AWS_...)`` alone raises; an ``AWSSession`` with the endpoint as ``host:port``
-    plus ``AWS_HTTPS``/``AWS_VIRTUAL_HOSTING`` works. Outside the main thread rasterio sets the
-    options thread-locally, and GDAL's own decoding threads (JP2OpenJPEG) would then read
-    without the credentials and return wrong pixels silently (docs/lab.md): there GDAL always
-    decodes on the calling thread.
-    """
-    import rasterio
-    from rasterio.env import set_gdal_config
-    from rasterio.session import AWSSession
-
-    # GDAL reads this once per process, at its first network access: every /vsis3/ access of
-    # eolab comes through here, so the bytes it downloads can always be counted
-    # (eolab.lab.patchload.gdal_network_bytes).
-    set_gdal_config("CPL_VSIL_NETWORK_STATS_ENABLED", "YES")
-    parsed = urlparse(endpoint_url)
-    session = AWSSession(
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        aws_session_token=token,
-        region_name=region,
-        endpoint_url=parsed.netloc or parsed.path,
-    )
-    if threading.current_thread() is not threading.main_thread():
-        options["GDAL_NUM_THREADS"] = "1"
-    return rasterio.Env(
-        session=session,
-        AWS_HTTPS="YES" if parsed.scheme == "https" else "NO",
-        AWS_VIRTUAL_HOSTING="FALSE",
-        GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
-        **options,
-    )
-
-
-def ensure_bucket(client: Any, bucket: str) -> None:
-    """Create ``bucket`` unless it exists (no region constraint: moto and Allas accept that)."""
-    import botocore.exceptions
-
-    try:
-        client.head_bucket(Bucket=bucket)
-        return
-    except botocore.exceptions.ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code"))
-        if code not in ("404", "NoSuchBucket", "NotFound"):
-            raise RemoteError(f"s3://{bucket}: cannot access bucket ({code})") from exc
-    try:
-        client.create_bucket(Bucket=bucket)
-    except botocore.exceptions.ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code"))
-        if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-            raise RemoteError(f"s3://{bucket}: cannot create bucket ({code})") from exc
-
-
-@contextlib.contextmanager
-def s3_access(config: S3Config, log_path: str | os.PathLike | None = None) -> Iterator[S3Access]:
-    """Yield an :class:`S3Access`; start (and finally stop) a local server if none is configured.
-
-    The bucket is created if missing.
-    """
-    if config.local:
-        from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET, LocalS3Server
-
-        with LocalS3Server(log_path=Path(log_path) if log_path else None) as server:
-            access = S3Access(config, server.endpoint_url, "us-east-1", LOCAL_KEY_ID, LOCAL_SECRET)
-            ensure_bucket(access.client(), config.bucket)
-            yield access
-        return
-    access = _with_credentials(config)
-    ensure_bucket(access.client(), config.bucket)
-    yield access
-
-
-def endpoint_access(
-    endpoint_url: str, profile: str | None = None, region: str | None = None
-) -> S3Access:
-    """An :class:`S3Access` to an endpoint for reading ``s3://bucket/key`` hrefs (no bucket of
-    its own); credentials as boto3 finds them (AWS environment, then ``profile``)."""
-    return _with_credentials(
-        S3Config(bucket="", endpoint_url=endpoint_url, profile=profile, region=region)
-    )
-
-
-def _with_credentials(config: S3Config) -> S3Access:
-    """An :class:`S3Access` to ``config``'s endpoint with the credentials boto3 resolves."""
-    import boto3
-
-    session = boto3.Session(profile_name=config.profile, region_name=config.region)
-    creds = session.get_credentials()
-    frozen = creds.get_frozen_credentials() if creds is not None else None
-    return S3Access(
-        config,
-        config.endpoint_url or "",
-        session.region_name or "us-east-1",
-        frozen.access_key if frozen else None,
-        frozen.secret_key if frozen else None,
-        frozen.token if frozen else None,
-    )
 
 
 @dataclass(frozen=True)

@@ -39,15 +39,14 @@ import rasterio
 from eolab.core import atomic
 from eolab.core.errors import ConfigError, EolabError
 from eolab.sentinel2 import decode, safe
+from eolab.sentinel2.listing import PRODUCT_JSON, write_listing
 
 # --- layout ------------------------------------------------------------------------------------
 GROUPS: tuple[str, ...] = decode.GROUPS
-PRODUCT_JSON = "product.json"
 METADATA_FILES = (safe.PRODUCT_METADATA, safe.TILE_METADATA)
 COMPRESSIONS = ("deflate", "zstd")
 RESAMPLINGS = ("average", "nearest")
 BLOCKSIZE = 512
-LISTING_VERSION = 1
 
 
 def cog_path(outdir: str | os.PathLike, product_id: str, group: str) -> Path:
@@ -247,45 +246,3 @@ def products_to_cog(
     if listing is not None:
         write_listing(listing, outdir, docs, tile=tile, year=year)
     return docs
-
-
-def write_listing(
-    listing: str | os.PathLike,
-    outdir: str | os.PathLike,
-    docs: list[dict],
-    tile: str | None = None,
-    year: int | None = None,
-) -> None:
-    """The list of every product's COGs: ``{"products": [{"id", "datetime", "cogs": {…}}]}``."""
-    listing = Path(listing)
-    base = listing.parent.resolve()
-
-    def rel(path: Path) -> str:
-        return Path(os.path.relpath(path.resolve(), base)).as_posix()
-
-    products = []
-    for d in docs:
-        folder = Path(outdir) / d["id"]
-        products.append(
-            {
-                "id": d["id"],
-                "tile": d["tile"],
-                "datetime": d["datetime"],
-                "orbit_direction": d["orbit_direction"],
-                "baseline": d["baseline"],
-                "cogs": {g: rel(folder / f"{g}.tif") for g in GROUPS},
-                "metadata": rel(folder / PRODUCT_JSON),
-            }
-        )
-    tiles = sorted({d["tile"] for d in docs} | ({tile} if tile else set()))
-    years = sorted({int(d["datetime"][:4]) for d in docs} | ({int(year)} if year else set()))
-    atomic.write_json(
-        listing,
-        {
-            "version": LISTING_VERSION,
-            "tile": tiles[0] if len(tiles) == 1 else tiles,
-            "year": years[0] if len(years) == 1 else years,
-            "bands": {g: list(safe.BAND_GROUPS[g]) for g in GROUPS},
-            "products": products,
-        },
-    )

@@ -13,7 +13,6 @@ precision of the metadata's datatake start; ``MTD_TL`` carries microseconds). Fo
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import numpy as np
 from affine import Affine
 
 from eolab.core.errors import InputError
+from eolab.core.hashing import file_hexdigest
 
 #: The 13 bands in ``band_id`` order (``Spectral_Information bandId`` 0..12).
 BANDS: tuple[str, ...] = (
@@ -156,13 +156,9 @@ def _baseline_key(baseline: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-def sha3_256(path: str | Path, chunk: int = 1 << 22) -> str:
+def sha3_256(path: str | Path) -> str:
     """SHA3-256 of a file, lowercase hex (``manifest.safe`` uses this algorithm)."""
-    digest = hashlib.sha3_256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_hexdigest(path, "sha3_256")
 
 
 # --- namespace-aware XML helpers ---------------------------------------------------------------

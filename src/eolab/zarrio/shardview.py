@@ -269,7 +269,7 @@ class RangeReadLocalStore(LocalStore):
 
 def base_store(location: str | os.PathLike, s3: Any = None) -> Any:
     """A read-only zarr store for a local path or an ``s3://bucket/key`` URL (through ``s3``, an
-    :class:`eolab.lab.storage.S3Access`, or s3fs's defaults); local ranged reads as above."""
+    :class:`eolab.core.s3.S3Access`, or s3fs's defaults); local ranged reads as above."""
     text = str(location)
     if text.startswith("s3://"):
         import s3fs

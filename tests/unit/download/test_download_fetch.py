@@ -2,35 +2,21 @@
 
 import email.utils
 import hashlib
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import urllib3
 
-from eolab.download.checksum import MultiHasher
+from eolab.core.hashing import MultiHasher
 from eolab.download.fetch import (
     Fetcher,
-    RetryPolicy,
     bounded_map,
     expected_checksum,
     parse_content_range,
     parse_retry_after,
     verify,
 )
-
-
-def test_backoff_is_exponential_with_full_jitter_and_capped():
-    policy = RetryPolicy(base=0.5, cap=4.0)
-    rng = random.Random(1)
-    for attempt in range(1, 10):
-        delays = [policy.delay(attempt, rng=rng) for _ in range(200)]
-        bound = min(4.0, 0.5 * 2 ** (attempt - 1))
-        assert all(0 <= d <= bound for d in delays)
-        assert max(delays) > 0.8 * bound  # jitter spans the whole window
-    assert policy.delay(1, retry_after=42, rng=rng) == 42
-    assert RetryPolicy(max_retry_after=10).delay(1, retry_after=3600) == 10
 
 
 def test_retry_after_and_content_range_headers():

@@ -13,7 +13,7 @@ from shapely.geometry import Point, shape
 from eolab.core.errors import ConfigError, InputError
 from eolab.intake import search
 from eolab.intake.plan import MANIFEST, asset_checksums, plan_files, safe_prefix
-from eolab.intake.s3 import RequestPacer, backoff_delay
+from eolab.intake.s3 import RequestPacer
 from eolab.intake.verify import item_checksum, local_file_ok, manifest_checksum
 from eolab.sentinel2.safe import ManifestEntry
 
@@ -210,11 +210,6 @@ def test_local_file_ok_needs_size_and_checksum(tmp_path: Path):
     assert not local_file_ok(tmp_path / "absent", 5, None)
 
 
-def test_backoff_grows_and_is_capped():
-    assert all(0 <= backoff_delay(1) <= 0.5 for _ in range(50))
-    assert all(0 <= backoff_delay(20, cap=3.0) <= 3.0 for _ in range(50))
-
-
 def test_request_pacer_spaces_requests():
     pacer = RequestPacer(per_minute=60_000)  # one start per millisecond
     pacer()
@@ -314,3 +309,20 @@ def test_only_the_newest_processing_of_an_acquisition_is_kept(real_item):
     # 5.9 < 05.10: versions compare as numbers, not strings
     nine = variant("05.09", "2024-05-01T00:00:00Z", "nine")
     assert [it["id"] for it in latest_versions([nine, real_item])[0]] == [real_item["id"]]
+
+
+def test_space_check_counts_only_missing_files_and_names_the_folder(tmp_path):
+    from eolab.core.errors import DiskSpaceError
+    from eolab.intake.download import Fetcher, ProductFetch
+    from eolab.intake.plan import RemoteFile
+
+    fetcher = Fetcher(None, "eodata", tmp_path / "out", workers=1, retries=0, progress=None)
+    local = tmp_path / "out" / "P.SAFE"
+    local.mkdir(parents=True)
+    (local / "done.jp2").write_bytes(b"x" * 10)
+    prod = ProductFetch({"id": "P"}, "eodata", "prefix", local)
+    prod.files = [RemoteFile("done.jp2", 10, None), RemoteFile("huge.jp2", 10**18, None)]
+    with pytest.raises(DiskSpaceError, match=r"out: what is still to download needs \d+"):
+        fetcher._check_space([prod])
+    prod.files = [RemoteFile("done.jp2", 10, None), RemoteFile("small.jp2", 1000, None)]
+    fetcher._check_space([prod])  # 1000 bytes still to download fit

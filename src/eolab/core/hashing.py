@@ -1,4 +1,7 @@
-"""Checksums: STAC ``file:checksum`` multihashes, ``Content-MD5`` headers, S3 ETags.
+"""Checksums: file digests, STAC ``file:checksum`` multihashes, ``Content-MD5`` headers, S3 ETags.
+
+The one place eolab hashes a whole file (`file_digest`, `file_hexdigest`, `file_multihash`) and
+decodes an expected digest (`parse_multihash`, `parse_content_md5`, `parse_s3_etag`).
 
 A multihash is ``<varint algorithm code><varint digest length><digest>`` in lowercase hex. Real
 catalogs get the length byte wrong (e.g. ``d50120`` before a 16-byte md5), so the algorithm code
@@ -11,6 +14,10 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
+
+#: Bytes read at once when hashing a file.
+CHUNK = 1 << 22
 
 # multihash code -> (hashlib name, digest size in bytes)
 MULTIHASH_CODES: dict[int, tuple[str, int]] = {
@@ -133,3 +140,22 @@ class MultiHasher:
 
     def hexdigest(self, algorithm: str) -> str:
         return self._hashes[algorithm].hexdigest()
+
+
+def file_digest(path: str | Path, algorithm: str, chunk: int = CHUNK) -> bytes:
+    """Raw ``algorithm`` digest (a hashlib name) of a whole file, read ``chunk`` bytes at a time."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.digest()
+
+
+def file_hexdigest(path: str | Path, algorithm: str, chunk: int = CHUNK) -> str:
+    """Lowercase hex ``algorithm`` digest of a whole file."""
+    return file_digest(path, algorithm, chunk).hex()
+
+
+def file_multihash(path: str | Path, algorithm: str = "sha256") -> str:
+    """STAC ``file:checksum`` of a file: hex multihash (``1220…`` for sha2-256)."""
+    return multihash_hex(algorithm, file_digest(path, algorithm))

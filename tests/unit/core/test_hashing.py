@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from eolab.download.checksum import (
+from eolab.core.hashing import (
     ChecksumFormatError,
     MultiHasher,
     multihash_hex,
@@ -73,3 +73,18 @@ def test_multihasher_feeds_every_algorithm_once():
     assert h.hexdigest("sha256") == hashlib.sha256(DATA).hexdigest()
     h.reset()
     assert h.hexdigest("sha256") == hashlib.sha256(b"").hexdigest()
+
+
+def test_file_digests_read_in_chunks_match_hashlib(tmp_path):
+    from eolab.core.hashing import file_digest, file_hexdigest, file_multihash
+
+    data = bytes(range(256)) * 1000 + b"tail"
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    for algorithm in ("sha256", "sha3_256", "md5"):
+        want = hashlib.new(algorithm, data)
+        assert file_digest(path, algorithm, chunk=1000) == want.digest()
+        assert file_hexdigest(path, algorithm) == want.hexdigest()
+    multihash = file_multihash(path)
+    assert multihash == "1220" + hashlib.sha256(data).hexdigest()
+    assert parse_multihash(multihash).digest == hashlib.sha256(data).digest()
