@@ -8,6 +8,8 @@
 # store's summary JSON); later rules depend on that and find the data beside it.
 import shlex
 
+from eolab.sentinel2.datacube import summary_problem
+
 S2CONV = config["sentinel2_convert"]
 S2COG = S2CONV["cog"]
 S2ZARR = S2CONV["zarr"]
@@ -29,6 +31,24 @@ ZARR_OPTIONS = " ".join(
     ]
     + ([f"--scratch {shlex.quote(S2ZARR['scratch'])}"] if S2ZARR["scratch"] else [])
 )
+
+
+# A summary only says its store was complete when written: if the store was deleted or broken
+# since, Snakemake would still find the summary and do nothing. Such a summary is removed at
+# parse time so the conversion is planned again.
+def forget_summaries_without_store():
+    for kind in ("zarr", "zarr-sharded"):
+        for tile in S2_TILES:
+            summary = Path(zarr_summary(kind, tile, S2_YEAR))
+            if not summary.is_file():
+                continue
+            problem = summary_problem(zarr_store(kind, tile, S2_YEAR), summary)
+            if problem:
+                logger.warning(f"{summary}: {problem}; removed so the store is built again")
+                summary.unlink()
+
+
+forget_summaries_without_store()
 
 
 rule safe_to_cog:
