@@ -862,16 +862,16 @@ def to_zarr(
         info = decode.product_info(safe.read_safe(path))
         infos.setdefault(info.id, info)
     store.parent.mkdir(parents=True, exist_ok=True)
-    with lock.exclusive(store):
-        try:
+    try:
+        with lock.exclusive(store):
             return _to_zarr_locked(store, infos, spec, scratch, workers, progress)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            raise DiskSpaceError(
-                f"{exc.filename or store}: disk full while writing {store} (free some space and "
-                "rerun: the store resumes where it stopped)"
-            ) from exc
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskSpaceError(
+            f"{exc.filename or store}: disk full while writing {store} (free some space and "
+            "rerun: the store resumes where it stopped)"
+        ) from exc
 
 
 def _to_zarr_locked(
