@@ -8,6 +8,8 @@
 # store's summary JSON); later rules depend on that and find the data beside it.
 import shlex
 
+from snakemake.logging import logger
+
 from eolab.sentinel2.datacube import summary_problem
 
 S2CONV = config["sentinel2_convert"]
@@ -44,7 +46,9 @@ def forget_summaries_without_store():
                 continue
             problem = summary_problem(zarr_store(kind, tile, S2_YEAR), summary)
             if problem:
-                logger.warning(f"{summary}: {problem}; removed so the store is built again")
+                logger.warning(
+                    f"{summary}: {problem}; removed so the store is built again"
+                )
                 summary.unlink()
 
 

@@ -27,7 +27,10 @@ new dates fall before already-stored ones (or into a partly filled last block), 
 from that block on are first copied to staging files (fsynced), recorded in the attribute as
 ``staged`` and the arrays truncated; they are then written back in order with the new dates. A
 crash at any point therefore leaves a store the next run repairs and completes, even when it is
-given different products.
+given different products. A new group's ``eolab:cube`` attribute is written after all its arrays,
+so a group without it was only half created and is rebuilt. One writer per store (a lock file
+beside it); staging files are preallocated, so a full disk is an error and not a SIGBUS. Two
+products of one sensing time keep one date: the newer processing baseline (`newest`).
 """
 
 from __future__ import annotations
