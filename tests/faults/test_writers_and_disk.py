@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cube_contents, one_clear_line, run, same_contents
+from conftest import EOLAB, cube_contents, one_clear_line, run, same_contents
 from test_kill_sentinel2 import cog_contents, to_cog, to_zarr
 
 from eolab.core.lock import lock_path_for
@@ -111,3 +111,24 @@ def test_disk_full_during_to_zarr_is_one_line_and_the_rerun_completes(
         resize(64 << 20)
         for p in list(mnt.iterdir()):  # room for the next size
             run(["rm", "-rf", str(p)])
+
+
+def test_zip_second_writer_gets_one_lock_line_and_a_killed_zips_temp_is_removed(
+    tmp_path, s2_manifest, tally
+):
+    from eolab.core.lock import exclusive
+
+    safes = product_paths(s2_manifest)
+    store, out = tmp_path / "s.zarr", tmp_path / "zip" / "s.zarr.zip"
+    assert run(to_zarr(safes, store)).returncode == 0
+    out.parent.mkdir()
+    stale = out.parent / f".{out.name}.x1y2z3.tmp"  # a killed zip's temporary
+    stale.write_bytes(b"PK partial")
+    cmd = [*EOLAB, "zarr", "zip", str(store), str(out)]
+    with exclusive(out):
+        line = one_clear_line(run(cmd), tally)
+    assert f"is being written by pid {os.getpid()}" in line
+    assert stale.exists() and not out.exists()
+    done = run(cmd)
+    assert done.returncode == 0, done.stderr
+    assert not stale.exists() and out.is_file()
