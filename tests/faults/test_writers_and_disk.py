@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -132,3 +133,38 @@ def test_zip_second_writer_gets_one_lock_line_and_a_killed_zips_temp_is_removed(
     done = run(cmd)
     assert done.returncode == 0, done.stderr
     assert not stale.exists() and out.is_file()
+
+
+SCRATCH_WRITE = """
+import sys
+from pathlib import Path
+import numpy as np
+from eolab.sentinel2 import rawfile
+path, how = Path(sys.argv[1]), sys.argv[2]
+shape = (4, 512, 512)  # 2 MiB of uint16 on a 64 KiB disk
+if how == "open_memmap":
+    mm = np.lib.format.open_memmap(path, "w+", np.uint16, shape)
+else:
+    mm = rawfile.allocate_npy(path, np.uint16, shape)
+mm[:] = 7
+"""
+
+
+def test_scratch_files_on_a_full_disk_are_an_error_not_sigbus(tmp_path, tally, small_disk):
+    """What the preallocation prevents: a sparse memmap on a full disk dies with SIGBUS (checked
+    here so the test proves something); allocate_npy raises one clear DiskSpaceError."""
+    mnt, _ = small_disk
+    sparse = run([sys.executable, "-c", SCRATCH_WRITE, str(mnt / "a.npy"), "open_memmap"])
+    assert sparse.returncode == -signal.SIGBUS, (sparse.returncode, sparse.stderr[-500:])
+    (mnt / "a.npy").unlink()
+    code = SCRATCH_WRITE
+    cli = (
+        "from eolab.core.errors import EolabError\nimport sys\ntry:\n"
+        + "".join(f"    {line}\n" for line in code.strip().splitlines())
+        + "except EolabError as exc:\n    print(f'eolab: error: {exc}', file=sys.stderr)\n"
+        + "    sys.exit(1)\n"
+    )
+    proc = run([sys.executable, "-c", cli, str(mnt / "b.npy"), "allocate"])
+    line = one_clear_line(proc, tally)
+    assert "no space left for a 2.0 MiB scratch file" in line
+    assert not (mnt / "b.npy").exists()
