@@ -47,12 +47,20 @@ def run(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
-def run_killed(cmd: list[str], delay: float, timeout: float = 300) -> bool:
-    """Start ``cmd`` in its own process group and SIGKILL the group after ``delay`` seconds.
+def run_killed(
+    cmd: list[str], delay: float, after: Path | None = None, timeout: float = 300
+) -> bool:
+    """Start ``cmd`` in its own process group and SIGKILL the group ``delay`` seconds after its
+    start, or after ``after`` appeared (a kill point inside a short step, e.g. creating a group).
     Returns whether it was still running (killed) or had already finished."""
     proc = subprocess.Popen(
         cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    deadline = time.monotonic() + timeout
+    while after is not None and not after.exists() and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.0005)
     try:
         proc.wait(timeout=delay)
         return False

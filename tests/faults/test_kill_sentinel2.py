@@ -55,9 +55,14 @@ def test_kill_9_while_creating_a_store_then_rerun_equals_a_clean_run(tmp_path, s
     wall = timed(to_zarr(safes, clean))
     want = cube_contents(clean)
     killed = 0
-    for k, delay in enumerate(delays(101, wall)):
+    # three kill points while the groups are created (a few ms after the first group's
+    # metadata appears), the others anywhere in the second half of the run
+    rng = np.random.default_rng(101)
+    points = [(d, "35VLH/2024/10m/zarr.json") for d in rng.uniform(0, 0.02, 3)]
+    points += [(d, None) for d in delays(102, wall, 3)]
+    for k, (delay, after) in enumerate(points):
         store = tmp_path / f"k{k}.zarr"
-        if not run_killed(to_zarr(safes, store), delay):
+        if not run_killed(to_zarr(safes, store), delay, after and store / after):
             continue
         killed += 1
         tally["kills"] += 1
@@ -77,9 +82,13 @@ def test_kill_9_while_appending_an_earlier_date_then_rerun_equals_a_clean_run(
     assert run(to_zarr([safes[0], safes[2]], base)).returncode == 0
     wall = timed(to_zarr(safes, Path(shutil.copytree(base, tmp_path / "timing.zarr"))))
     killed = 0
-    for k, delay in enumerate(delays(202, wall)):
+    # two kill points while stored dates are moved to staging, three anywhere later
+    points = [(d, True) for d in np.random.default_rng(201).uniform(0, 0.05, 2)]
+    points += [(d, False) for d in delays(202, wall, 3)]
+    for k, (delay, restaging) in enumerate(points):
         store = Path(shutil.copytree(base, tmp_path / f"k{k}.zarr"))
-        if not run_killed(to_zarr(safes, store), delay):
+        after = datacube.staging_dir(store) if restaging else None
+        if not run_killed(to_zarr(safes, store), delay, after):
             continue
         killed += 1
         tally["kills"] += 1
