@@ -168,3 +168,19 @@ def test_scratch_files_on_a_full_disk_are_an_error_not_sigbus(tmp_path, tally, s
     line = one_clear_line(proc, tally)
     assert "no space left for a 2.0 MiB scratch file" in line
     assert not (mnt / "b.npy").exists()
+
+
+def test_benv2_second_writer_gets_one_lock_line_and_touches_nothing(tmp_path, tally):
+    from eolab.core.lock import exclusive
+    from eolab.fixtures.benv2 import generate
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    generate(src, patches=4, seed=3)
+    before = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
+    cmd = [*EOLAB, "benv2", "tiles", "--root", str(src), "--out_dir", str(out),
+           "--no-progress", "--workers", "1", "--delete-sources"]  # fmt: skip
+    with exclusive(out):
+        line = one_clear_line(run(cmd), tally)
+    assert f"is being written by pid {os.getpid()}" in line
+    assert sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file()) == before
+    assert not (out / "journal.jsonl").exists()
