@@ -10,7 +10,7 @@ import shlex
 
 from snakemake.logging import logger
 
-from eolab.sentinel2.datacube import summary_problem
+from eolab.sentinel2.datacube import forget_incomplete_summaries
 
 S2CONV = config["sentinel2_convert"]
 S2COG = S2CONV["cog"]
@@ -38,21 +38,12 @@ ZARR_OPTIONS = " ".join(
 # A summary only says its store was complete when written: if the store was deleted or broken
 # since, Snakemake would still find the summary and do nothing. Such a summary is removed at
 # parse time so the conversion is planned again.
-def forget_summaries_without_store():
-    for kind in ("zarr", "zarr-sharded"):
-        for tile in S2_TILES:
-            summary = Path(zarr_summary(kind, tile, S2_YEAR))
-            if not summary.is_file():
-                continue
-            problem = summary_problem(zarr_store(kind, tile, S2_YEAR), summary)
-            if problem:
-                logger.warning(
-                    f"{summary}: {problem}; removed so the store is built again"
-                )
-                summary.unlink()
-
-
-forget_summaries_without_store()
+for _summary, _problem in forget_incomplete_summaries(
+    (zarr_store(kind, tile, S2_YEAR), zarr_summary(kind, tile, S2_YEAR))
+    for kind in ("zarr", "zarr-sharded")
+    for tile in S2_TILES
+):
+    logger.warning(f"{_summary}: {_problem}; removed so the store is built again")
 
 
 rule safe_to_cog:

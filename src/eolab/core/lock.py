@@ -1,10 +1,10 @@
 """One writer per output: an exclusive lock file that names its holder and dies with it.
 
 ``fcntl.flock`` is released by the kernel when the process dies (kill -9 included), so a lock
-file left behind by a dead writer is simply taken over (the empty file stays between runs). The file records ``pid`` and ``host`` so
-the second writer's error says who holds it. Where the filesystem refuses ``flock`` (some
-network mounts), the lock falls back to an exclusive create, and a lock of a dead process on this
-host is detected as stale and removed.
+file left behind by a dead writer is simply taken over (the empty file stays between runs). The
+file records ``pid`` and ``host`` so the second writer's error says who holds it. Where the
+filesystem refuses ``flock`` (some network mounts), the lock falls back to an exclusive create,
+and a lock of a dead process on this host is detected as stale and removed.
 """
 
 from __future__ import annotations

@@ -1090,6 +1090,22 @@ def summary_problem(store: str | os.PathLike, summary: str | os.PathLike) -> str
     return ""
 
 
+def forget_incomplete_summaries(
+    pairs: Iterable[tuple[str | os.PathLike, str | os.PathLike]],
+) -> list[tuple[Path, str]]:
+    """Remove each existing ``(store, summary)`` pair's summary whose store has a
+    `summary_problem`; returns (summary, problem) of those removed (the workflow warns)."""
+    removed = []
+    for store, summary in pairs:
+        summary = Path(summary)
+        if summary.is_file():
+            problem = summary_problem(store, summary)
+            if problem:
+                summary.unlink()
+                removed.append((summary, problem))
+    return removed
+
+
 def open_dataset(store: str | os.PathLike, tile: str, year: int, group: str, **kwargs):
     """The xarray view of one cube group (lazy; ``mask_and_scale=False`` for raw uint16 DN)."""
     import xarray as xr
