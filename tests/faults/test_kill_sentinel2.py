@@ -121,7 +121,7 @@ def test_kill_9_during_to_cog_then_rerun_equals_a_clean_run_and_leaves_no_temp(
     wall = timed(to_cog(safes, clean))
     want = cog_contents(clean)
     killed = 0
-    for k, delay in enumerate(delays(303, wall)):
+    for k, delay in enumerate(delays(303, wall, 4)):
         out = tmp_path / f"k{k}"
         if not run_killed(to_cog(safes, out), delay):
             continue

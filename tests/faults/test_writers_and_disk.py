@@ -87,7 +87,7 @@ def small_disk(tmp_path):
 def test_disk_full_during_to_zarr_is_one_line_and_the_rerun_completes(
     tmp_path, s2_manifest, tally, small_disk
 ):
-    """Sizes from far too small to almost enough: the run stops with one clear line (never
+    """Sizes from far too small to about enough: the run stops with one clear line (never
     SIGBUS, exit 135), and with space again the rerun gives exactly the clean store."""
     mnt, resize = small_disk
     safes = product_paths(s2_manifest)
@@ -95,7 +95,7 @@ def test_disk_full_during_to_zarr_is_one_line_and_the_rerun_completes(
     assert run(to_zarr(safes, clean)).returncode == 0
     want = cube_contents(clean)
     used = sum(p.stat().st_size for p in clean.rglob("*") if p.is_file())
-    for k, fraction in enumerate((0.05, 0.3, 0.6, 0.9, 1.2)):
+    for k, fraction in enumerate((0.05, 0.5, 1.2)):
         store = mnt / f"s{k}.zarr"
         resize(max(16 << 10, int(used * fraction) // 4096 * 4096))
         proc = run(to_zarr(safes, store))
