@@ -8,6 +8,10 @@
 # store's summary JSON); later rules depend on that and find the data beside it.
 import eolab.workflow
 
+from snakemake.logging import logger
+
+from eolab.sentinel2.datacube import forget_incomplete_summaries
+
 S2CONV = config["sentinel2_convert"]
 S2COG = S2CONV["cog"]
 S2ZARR = S2CONV["zarr"]
@@ -15,6 +19,17 @@ S2ZARR = S2CONV["zarr"]
 
 # Chunk and shard shapes as the CLI's `10m:TxYxX,...` strings, then every to-zarr option.
 ZARR_OPTIONS = eolab.workflow.zarr_options(S2ZARR)
+
+
+# A summary only says its store was complete when written: if the store was deleted or broken
+# since, Snakemake would still find the summary and do nothing. Such a summary is removed at
+# parse time so the conversion is planned again.
+for _summary, _problem in forget_incomplete_summaries(
+    (zarr_store(kind, tile, S2_YEAR), zarr_summary(kind, tile, S2_YEAR))
+    for kind in ("zarr", "zarr-sharded")
+    for tile in S2_TILES
+):
+    logger.warning(f"{_summary}: {_problem}; removed so the store is built again")
 
 
 rule safe_to_cog:

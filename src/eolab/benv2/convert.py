@@ -685,7 +685,16 @@ def _global_stats(opts: TilesOptions, rows, pool, state) -> dict[str, Any] | Non
     return stats
 
 
-def convert(
+def convert(opts: TilesOptions, **kwargs: Any) -> dict[str, Any]:
+    """`convert_unlocked` holding the output folder's lock: one run per ``out_dir`` at a time (a
+    second gets a LockedError naming the first; a killed run's lock is taken over)."""
+    from eolab.core.lock import exclusive
+
+    with exclusive(Path(opts.out_dir)):
+        return convert_unlocked(opts, **kwargs)
+
+
+def convert_unlocked(
     opts: TilesOptions,
     *,
     free_gb=None,

@@ -74,3 +74,17 @@ def write_json(dest: str | os.PathLike, obj: Any, indent: int | None = 2) -> Non
     with atomic_open(dest, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=indent, sort_keys=True, default=str)
         fh.write("\n")
+
+
+def remove_temps(folder: str | os.PathLike, name: str = "*") -> list[Path]:
+    """Remove what `atomic_path` left in ``folder`` for ``name`` when its process was killed
+    (``.<name>.<random>.tmp`` files and folders). Call it only while holding the output's lock:
+    a live writer's temporary looks the same."""
+    removed = []
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed

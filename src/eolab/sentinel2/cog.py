@@ -18,12 +18,15 @@ The bands decode in parallel into a raw file that a small VRT describes (georefe
 nodata, descriptions, scales, offsets, tags), and rio-cogeo writes the COG from that VRT; so
 each pixel is decoded once, and the JP2 decoding, not the copy, sets the pace. A product's
 folder is written under a temporary name and renamed when complete; a rerun skips products
-already converted with the same options.
+already converted with the same options. One writer per output folder (a lock beside it); the
+temporary folders a killed run left are removed by the next one.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import shutil
 import warnings
@@ -33,13 +36,14 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import numpy as np
 import rasterio
 
-from eolab.core import atomic
-from eolab.core.errors import ConfigError, EolabError
-from eolab.sentinel2 import decode, safe
+from eolab.core import atomic, lock
+from eolab.core.errors import ConfigError, DiskSpaceError, EolabError
+from eolab.sentinel2 import decode, rawfile, safe
 from eolab.sentinel2.listing import PRODUCT_JSON, write_listing
+
+log = logging.getLogger(__name__)
 
 # --- layout ------------------------------------------------------------------------------------
 GROUPS: tuple[str, ...] = decode.GROUPS
@@ -197,9 +201,7 @@ def product_to_cog(
         raws, maps = {}, {}
         for g in GROUPS:
             raws[g] = tmp / f".{g}.raw.npy"
-            maps[g] = np.lib.format.open_memmap(
-                raws[g], "w+", decode.DTYPE, decode.group_shape(product, g)
-            )
+            maps[g] = rawfile.allocate_npy(raws[g], decode.DTYPE, decode.group_shape(product, g))
         decode.decode_bands(product, GROUPS, out=maps.__getitem__, workers=workers)
         offsets = {g: int(maps[g].offset) for g in GROUPS}
         for g in GROUPS:
@@ -237,12 +239,24 @@ def products_to_cog(
     """Convert many products; optionally write a listing JSON (paths relative to its folder)."""
     from tqdm import tqdm
 
-    Path(outdir).mkdir(parents=True, exist_ok=True)
-    docs = [
-        product_to_cog(p, outdir, options, workers)
-        for p in tqdm(list(safe_paths), desc="cog", unit="product", disable=not progress)
-    ]
-    docs.sort(key=lambda d: (d["datetime"], d["id"]))
-    if listing is not None:
-        write_listing(listing, outdir, docs, tile=tile, year=year)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    with lock.exclusive(outdir):
+        for tmp in atomic.remove_temps(outdir):
+            log.warning("%s: removed the temporary folder of an interrupted run", tmp)
+        try:
+            docs = [
+                product_to_cog(p, outdir, options, workers)
+                for p in tqdm(list(safe_paths), desc="cog", unit="product", disable=not progress)
+            ]
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DiskSpaceError(
+                f"{exc.filename or outdir}: disk full while writing COGs under {outdir} "
+                "(free some space and rerun: finished products are kept)"
+            ) from exc
+        docs.sort(key=lambda d: (d["datetime"], d["id"]))
+        if listing is not None:
+            write_listing(listing, outdir, docs, tile=tile, year=year)
     return docs

@@ -27,15 +27,21 @@ new dates fall before already-stored ones (or into a partly filled last block), 
 from that block on are first copied to staging files (fsynced), recorded in the attribute as
 ``staged`` and the arrays truncated; they are then written back in order with the new dates. A
 crash at any point therefore leaves a store the next run repairs and completes, even when it is
-given different products.
+given different products. A new group's ``eolab:cube`` attribute is written after all its arrays,
+so a group without it was only half created and is rebuilt. One writer per store (a lock file
+beside it); staging files are preallocated, so a full disk is an error and not a SIGBUS. Two
+products of one sensing time keep one date: the newer processing baseline (`newest`).
 """
 
 from __future__ import annotations
 
 import bisect
+import errno
 import hashlib
 import json
+import logging
 import os
+import shutil
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,10 +52,12 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from eolab.core import atomic
+from eolab.core import atomic, disk, lock
 from eolab.core.atomic import fsync_dir
-from eolab.core.errors import ConfigError, InputError
-from eolab.sentinel2 import decode, safe
+from eolab.core.errors import ConfigError, DiskSpaceError, InputError
+from eolab.sentinel2 import decode, rawfile, safe
+
+log = logging.getLogger(__name__)
 
 # --- layout ----------------------------------------------------------------------------------
 GROUPS: tuple[str, ...] = decode.GROUPS
@@ -143,6 +151,10 @@ class CubeSpec:
 
     def codec(self) -> BloscCodec:
         """The Blosc compressor (typesize 2: shuffle groups the bytes of uint16 values)."""
+        clevel = self.compressor.get("clevel", 5)
+        if not isinstance(clevel, int) or not 0 <= clevel <= 9:
+            # Blosc accepts it here and fails at the first write, half-way into a new store
+            raise ConfigError(f"compressor {dict(self.compressor)!r}: clevel must be 0..9")
         try:
             return BloscCodec(typesize=2, **dict(self.compressor))
         except (TypeError, ValueError) as exc:
@@ -239,6 +251,45 @@ class Pending:
 
     entry: Entry
     file: Path | None = None
+
+
+def _baseline_key(baseline: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in baseline.split("."))
+    except ValueError:
+        return ()
+
+
+def newest(a: Entry, b: Entry) -> Entry:
+    """Of two products with one sensing time, the one the cube keeps: the newer processing
+    baseline, then the later product id (its last field is the generation time)."""
+    return max(a, b, key=lambda e: (_baseline_key(e.baseline), e.product_id))
+
+
+@dataclass
+class Plan:
+    """An append to one group, before anything changes (see `CubeGroup.plan`)."""
+
+    cube: CubeGroup
+    #: New and staged dates to write, by product id.
+    pending: dict[str, Pending]
+    #: Stored dates from this index on are staged and rewritten (== length: none).
+    cut: int
+    #: The stored dates from ``cut`` on that stay (a replaced duplicate is left out).
+    tail: list[Entry]
+    #: Staged dates replaced by a newer product of the same sensing time.
+    stale: list[Pending]
+    #: (dropped, kept) pairs of products with the same sensing time.
+    duplicates: list[tuple[Entry, Entry]]
+
+    def staging_bytes(self) -> int:
+        """Peak staging space: the restaged tail plus one write block of new dates."""
+        fresh = sum(p.file is None for p in self.pending.values())
+        return (len(self.tail) + min(fresh, self.cube.block_time)) * self.cube.date_bytes()
+
+    @property
+    def work(self) -> bool:
+        return bool(self.pending or self.stale or self.cut < self.cube.length)
 
 
 # --- one group -----------------------------------------------------------------------------------
@@ -356,55 +407,93 @@ class CubeGroup:
             )
 
     # planning --------------------------------------------------------------------------------
-    def plan(self, infos: Iterable[decode.ProductInfo]) -> tuple[dict[str, Pending], bool]:
-        """The dates to write (new ones plus staged ones), in order; stages and truncates first
-        when they do not all come after the last full block. Returns (pending by id, changed)."""
+    def plan(self, infos: Iterable[decode.ProductInfo]) -> Plan:
+        """What to write (new dates plus staged ones) and from where; changes nothing.
+
+        Two products with one sensing time (a reprocessing) keep one date: `newest` decides,
+        also against a stored date, which is then replaced."""
         committed = self.entries()
         done = {e.product_id for e in committed}
-        pending = {p.entry.product_id: p for p in self.staged()}
-        for info in infos:
-            if info.id not in done and info.id not in pending:
-                pending[info.id] = Pending(Entry.from_info(info, self.group))
-        if not pending:
-            return {}, False
-        first = min(p.entry.key for p in pending.values())
-        cut = bisect.bisect_left([e.key for e in committed], first)
-        cut -= cut % self.block_time
-        changed = False
-        if cut < len(committed):
-            tail = self._stage_from_store(committed[cut:], cut)
-            self._write_state(cut, [*self.staged(), *tail])
+        staged = self.staged()
+        pending = {p.entry.product_id: p for p in staged}
+        new = [Entry.from_info(i, self.group) for i in infos]
+        new = [e for e in new if e.product_id not in done and e.product_id not in pending]
+        by_time = {e.time_ms: e for e in [*committed, *(p.entry for p in staged)]}
+        duplicates: list[tuple[Entry, Entry]] = []  # (dropped, kept)
+        for e in sorted(new, key=lambda e: e.key):
+            other = by_time.get(e.time_ms)
+            if other is not None:
+                kept = newest(other, e)
+                duplicates.append((other if kept is e else e, kept))
+                if kept is not e:
+                    continue
+            by_time[e.time_ms] = e
+        dropped = {d.product_id for d, _ in duplicates}
+        for e in new:
+            if e.product_id not in dropped:
+                pending[e.product_id] = Pending(e)
+        stale = [p for p in staged if p.entry.product_id in dropped]
+        for p in stale:
+            del pending[p.entry.product_id]
+        replaced = [e for e in committed if e.product_id in dropped]
+        cut = len(committed)
+        if pending or replaced:
+            first = min([p.entry.key for p in pending.values()] + [e.key for e in replaced])
+            cut = bisect.bisect_left([e.key for e in committed], first)
+            cut -= cut % self.block_time
+        tail = [e for e in committed[cut:] if e.product_id not in dropped]
+        return Plan(self, pending, cut, tail, stale, duplicates)
+
+    def restage(self, plan: Plan) -> dict[str, Pending]:
+        """Carry out a plan's staging: stored dates from its cut on go to staging files and the
+        arrays are cut back; returns the dates to write in time order."""
+        pending = dict(plan.pending)
+        if plan.stale:  # staged dates superseded by a newer baseline
+            self._write_state(self.length, [p for p in self.staged() if p not in plan.stale])
+            for p in plan.stale:
+                if p.file is not None:
+                    p.file.unlink(missing_ok=True)
+        if plan.cut < self.length:
+            tail = self._stage_from_store(plan.tail, plan.cut)
+            self._write_state(plan.cut, [*self.staged(), *tail])
             for name in TIME_ARRAYS:
                 arr = self._array(name)
-                arr.resize((cut, *arr.shape[1:]))
+                arr.resize((plan.cut, *arr.shape[1:]))
             pending.update({p.entry.product_id: p for p in tail})
-            changed = True
         order = sorted(pending.values(), key=lambda p: p.entry.key)
-        return {p.entry.product_id: p for p in order}, changed
+        return {p.entry.product_id: p for p in order}
+
+    def date_bytes(self) -> int:
+        """Bytes of one date of this group in a staging file."""
+        return int(np.prod(self.data.shape[1:])) * decode.DTYPE.itemsize
 
     def _stage_from_store(self, tail: Sequence[Entry], start: int) -> list[Pending]:
-        """Copy stored dates ``start…`` to fsynced staging files (reading each chunk once)."""
+        """Copy the stored dates ``tail`` (from index ``start`` on; dates left out of ``tail``
+        are dropped) to fsynced staging files, reading each chunk once."""
         self.staging.mkdir(parents=True, exist_ok=True)
         shape = self.data.shape[1:]
-        files = [self.staging / f"{e.product_id}{NPY}" for e in tail]
-        maps = [np.lib.format.open_memmap(f, "w+", decode.DTYPE, shape) for f in files]
-        end = start + len(tail)
-        for ys, xs in self.write_blocks(len(tail)):
+        stored = self.entries()[start:]
+        keep = {e.product_id for e in tail}
+        rows = [k for k, e in enumerate(stored) if e.product_id in keep]
+        files = [self.staging / f"{stored[k].product_id}{NPY}" for k in rows]
+        maps = [rawfile.allocate_npy(f, decode.DTYPE, shape) for f in files]
+        end = start + len(stored)
+        for ys, xs in self.write_blocks(len(stored)):
             block = self.data[start:end, :, ys, xs]
-            for k, mm in enumerate(maps):
+            for k, mm in zip(rows, maps, strict=True):
                 mm[:, ys, xs] = block[k]
         for f, mm in zip(files, maps, strict=True):
             mm.flush()
             del mm
             _fsync(f)
         fsync_dir(self.staging)
-        return [Pending(e, f) for e, f in zip(tail, files, strict=True)]
+        return [Pending(stored[k], f) for k, f in zip(rows, files, strict=True)]
 
     def new_staging_file(self, product_id: str) -> tuple[Path, np.ndarray]:
         """A fresh staging file for a decoded product (not durable: an orphan after a crash)."""
         self.staging.mkdir(parents=True, exist_ok=True)
         path = self.staging / f"{product_id}{NPY}"
-        return path, np.lib.format.open_memmap(path, "w+", decode.DTYPE, self.data.shape[1:])
+        return path, rawfile.allocate_npy(path, decode.DTYPE, self.data.shape[1:])
 
     # writing ---------------------------------------------------------------------------------
     def write_blocks(self, ntime: int) -> list[tuple[slice, slice]]:
@@ -520,9 +609,8 @@ def spatial_ref_attrs(epsg: int, geo: safe.Geoposition) -> dict[str, Any]:
     return attrs
 
 
-def check_layout(z: zarr.Group, group: str, spec: CubeSpec) -> None:
-    """An existing group's data array must have the chunks, shards and compressor of ``spec``:
-    appending would silently keep the old layout. ConfigError naming both otherwise."""
+def _layout_differences(z: zarr.Group, group: str, spec: CubeSpec) -> str:
+    """How a group's data array differs from ``spec`` in chunks, shards, compressor ("" if not)."""
     data = z[DATA]
     chunks, shards = spec.blocks(group, data.shape[1])
     want = {"chunks": chunks, "shards": shards, "compressor": spec.codec().to_dict()}
@@ -533,8 +621,18 @@ def check_layout(z: zarr.Group, group: str, spec: CubeSpec) -> None:
         "compressor": compressors[0].to_dict() if compressors else None,
     }
     differ = [k for k in want if want[k] != have[k]]
-    if differ:
-        detail = "; ".join(f"{k} {have[k]} in the store, {want[k]} asked" for k in differ)
+    return "; ".join(f"{k} {have[k]} in the store, {want[k]} asked" for k in differ)
+
+
+def _same_layout(z: zarr.Group, group: str, spec: CubeSpec) -> bool:
+    return not _layout_differences(z, group, spec)
+
+
+def check_layout(z: zarr.Group, group: str, spec: CubeSpec) -> None:
+    """An existing group's data array must have the chunks, shards and compressor of ``spec``:
+    appending would silently keep the old layout. ConfigError naming both otherwise."""
+    detail = _layout_differences(z, group, spec)
+    if detail:
         raise ConfigError(
             f"{z.store_path}: group {z.path} was written with another layout ({detail}); "
             "delete the store (and its .summary.json in the workflow) to rebuild it"
@@ -546,6 +644,11 @@ def create_group(
 ) -> zarr.Group:
     """Create an empty cube group (zero dates) on the product's grid."""
     geo = info.grids[group]
+    if geo.nrows < 1 or geo.ncols < 1:
+        raise InputError(
+            f"{info.tile_metadata_path}: {group} grid is {geo.nrows}x{geo.ncols} pixels "
+            "(NROWS/NCOLS must be positive; the tile metadata is corrupt)"
+        )
     bands = list(safe.BAND_GROUPS[group])
     nb = len(bands)
     chunks, shards = spec.blocks(group, nb)
@@ -556,7 +659,6 @@ def create_group(
             "year": int(path.split("/")[1]),
             "resolution_m": safe.RESOLUTION[group],
             "proj:code": f"EPSG:{info.epsg}",
-            STATE_ATTR: {"version": FORMAT_VERSION, "length": 0, "staged": []},
         }
     )
     coords = " ".join([*STR_LABELS, *BAND_LABELS, WAVELENGTH, SPATIAL_REF])
@@ -638,7 +740,57 @@ def create_group(
         attributes=spatial_ref_attrs(info.epsg, geo),
     )
     ref[...] = 0
+    # Written last: a group without it is half-created and is rebuilt (`ensure_group`).
+    z.attrs[STATE_ATTR] = {"version": FORMAT_VERSION, "length": 0, "staged": []}
     return z
+
+
+#: Every array of a complete group (a crash while creating one leaves some missing).
+GROUP_ARRAYS = (*TIME_ARRAYS, BAND, WAVELENGTH, "x", "y", SPATIAL_REF)
+
+
+def half_created(z: zarr.Group) -> bool:
+    """Whether a group's creation was interrupted: no committed state yet, or an array missing.
+
+    Raises InputError for a group that has committed dates but lost arrays (not a crash of
+    ours: a rebuild would drop data, so the user decides)."""
+    state = z.attrs.get(STATE_ATTR)
+    missing = [a for a in GROUP_ARRAYS if a not in set(z.array_keys())]
+    if not isinstance(state, dict) or "length" not in state:
+        return True
+    if not missing:
+        return False
+    if int(state["length"]) == 0 and not state.get("staged"):
+        return True  # stores of earlier versions wrote the state first
+    raise InputError(
+        f"{z.store_path}: group {z.path} has {state['length']} dates but no "
+        f"{', '.join(missing)} array; delete the store (and its .summary.json) to rebuild it"
+    )
+
+
+def ensure_group(
+    root: zarr.Group, store: Path, path: str, info: decode.ProductInfo, group: str, spec: CubeSpec
+) -> zarr.Group:
+    """The cube group at ``path``: created when absent, rebuilt when a crash (or an error such as
+    a bad header) interrupted its creation: it holds no dates then, so nothing is lost."""
+    if path in root:
+        z = root[path]
+        if half_created(z):
+            log.warning("%s: group %s was only half created (interrupted run); creating it again",
+                        store, path)  # fmt: skip
+        elif _empty(z) and not _same_layout(z, group, spec):
+            log.warning("%s: group %s holds no dates yet; creating it with the asked layout",
+                        store, path)  # fmt: skip
+        else:
+            return z
+        shutil.rmtree(store / path)
+    return create_group(root, path, info, group, spec)
+
+
+def _empty(z: zarr.Group) -> bool:
+    """A complete group that holds no date, committed or staged (it can be rebuilt freely)."""
+    state = z.attrs[STATE_ATTR]
+    return int(state["length"]) == 0 and not state.get("staged") and z[DATA].shape[0] == 0
 
 
 def _static(z, name, values, dims, dtype=None, attrs=None) -> None:
@@ -704,23 +856,45 @@ def to_zarr(
 
     Products already in the store are skipped, so a rerun writes nothing. Peak memory is about
     one product: bands decode into staging files and one write block is assembled at a time.
+    One writer at a time: a second one gets a `LockedError` naming the first.
     """
     spec = spec or CubeSpec()
     store = Path(store)
-    staging = staging_dir(store, scratch or None).resolve()
     infos: dict[str, decode.ProductInfo] = {}
     for path in safe_paths:  # parse each product once; keep only its small summary
         info = decode.product_info(safe.read_safe(path))
         infos.setdefault(info.id, info)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with lock.exclusive(store):
+            return _to_zarr_locked(store, infos, spec, scratch, workers, progress)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskSpaceError(
+            f"{exc.filename or store}: disk full while writing {store} (free some space and "
+            "rerun: the store resumes where it stopped)"
+        ) from exc
+
+
+def _to_zarr_locked(
+    store: Path,
+    infos: Mapping[str, decode.ProductInfo],
+    spec: CubeSpec,
+    scratch: str | os.PathLike | None,
+    workers: int | None,
+    progress: bool,
+) -> dict[str, Any]:
+    staging = staging_dir(store, scratch or None).resolve()
     created = not (store / "zarr.json").is_file()
     root = _open_root(store)
-    summary: dict[str, Any] = {"store": str(store), "groups": {}, "decoded": 0}
+    summary: dict[str, Any] = {"store": str(store), "groups": {}, "decoded": 0, "duplicates": []}
     changed = created
     for tile, year in sorted({(i.tile, i.year) for i in infos.values()}):
         batch = {pid: i for pid, i in infos.items() if (i.tile, i.year) == (tile, year)}
         for group in GROUPS:  # before anything changes, and even when nothing is to append
             path = group_path(tile, year, group)
-            if path in root:
+            if path in root and not half_created(root[path]) and not _empty(root[path]):
                 check_layout(root[path], group, spec)
         if not _needs_work(root, batch):
             for group in GROUPS:
@@ -730,7 +904,7 @@ def to_zarr(
         if not changed:
             _drop_consolidated(store)
             changed = True
-        _append_tile_year(root, batch, spec, staging, workers, progress, summary)
+        _append_tile_year(root, store, batch, spec, staging, workers, progress, summary)
     if changed:
         consolidate(store)
     _cleanup(staging)
@@ -739,25 +913,26 @@ def to_zarr(
 
 
 def _needs_work(root: zarr.Group, batch: Mapping[str, decode.ProductInfo]) -> bool:
-    """Whether a tile-year needs any write: a missing group, a half-written step, new dates."""
+    """Whether a tile-year needs any write: a missing or half-created group, a half-written
+    step, new dates."""
     info = next(iter(batch.values()))
     for group in GROUPS:
-        try:
-            z = root[group_path(info.tile, info.year, group)]
-        except KeyError:
+        path = group_path(info.tile, info.year, group)
+        if path not in root or half_created(root[path]):
             return True
+        z = root[path]
         cube = CubeGroup(z, group, Path())
         n = cube.length
         if any(z[name].shape[0] != n for name in TIME_ARRAYS) or cube.staged():
             return True
-        done = {e.product_id for e in cube.entries()}
-        if any(pid not in done for pid in batch):
+        if cube.plan(batch.values()).work:
             return True
     return False
 
 
 def _append_tile_year(
     root: zarr.Group,
+    store: Path,
     batch: Mapping[str, decode.ProductInfo],
     spec: CubeSpec,
     staging: Path,
@@ -770,19 +945,25 @@ def _append_tile_year(
 
     first = next(iter(batch.values()))
     cubes: dict[str, CubeGroup] = {}
-    plans: dict[str, dict[str, Pending]] = {}
+    group_plans: dict[str, Plan] = {}
     for group in GROUPS:
         path = group_path(first.tile, first.year, group)
-        try:
-            z = root[path]
-        except KeyError:
-            z = create_group(root, path, first, group, spec)
+        z = ensure_group(root, store, path, first, group, spec)
         cube = CubeGroup(z, group, staging, spec.write_block_bytes)
         cube.repair()
         for info in batch.values():
             cube.check_product(info)
-        plans[group], _ = cube.plan(batch.values())
+        group_plans[group] = cube.plan(batch.values())
         cubes[group] = cube
+    _report_duplicates(group_plans[GROUPS[0]], summary)
+    need = sum(p.staging_bytes() for p in group_plans.values())
+    disk.check_free_space(
+        staging,
+        need,
+        what=f"staging {first.tile} {first.year} for {store}",
+        hint="free some space, or give --scratch on a larger disk",
+    )
+    plans = {g: cubes[g].restage(p) for g, p in group_plans.items()}
     order = sorted({p.entry.key for plan in plans.values() for p in plan.values()})
     blocks: dict[str, list[Pending]] = {g: [] for g in GROUPS}
     label = f"zarr {first.tile} {first.year}"
@@ -801,6 +982,19 @@ def _append_tile_year(
             _flush(cubes[g], blocks[g])
     for g, cube in cubes.items():
         summary["groups"][cube.z.path] = {"length": cube.length, "written": len(plans[g])}
+
+
+def _report_duplicates(plan: Plan, summary: dict[str, Any]) -> None:
+    """One warning per product left out for another of the same sensing time."""
+    for dropped, kept in plan.duplicates:
+        when = np.datetime64(dropped.time_ms, "ms").astype(str)
+        log.warning(
+            "%s: same sensing time %s as %s; keeping %s (processing baseline %s, newest wins)",
+            dropped.product_id, when, kept.product_id, kept.product_id, kept.baseline,
+        )  # fmt: skip
+        summary["duplicates"].append(
+            {"time": when, "kept": kept.product_id, "dropped": dropped.product_id}
+        )
 
 
 def _decode_to_staging(
@@ -866,6 +1060,50 @@ def unfinished(store: str | os.PathLike) -> str:
             if shape[0] != state["length"]:
                 return f"{where}/{name}: {shape[0]} dates, {state['length']} committed"
     return ""
+
+
+def summary_problem(store: str | os.PathLike, summary: str | os.PathLike) -> str:
+    """Why the store behind a to-zarr summary is not the one the summary describes ("" when
+    it is): missing, unfinished, or missing a group or dates it lists. The workflow removes
+    such a summary so the conversion runs again."""
+    store = Path(store)
+    if not (store / "zarr.json").is_file():
+        return f"{store} is missing"
+    try:
+        problem = unfinished(store)
+    except InputError as exc:
+        return str(exc)
+    if problem:
+        return f"{store} is unfinished ({problem})"
+    try:
+        groups = json.loads(Path(summary).read_text(encoding="utf-8")).get("groups", {})
+    except (OSError, ValueError) as exc:
+        return f"unreadable summary ({exc})"
+    for path, info in groups.items():
+        try:
+            doc = json.loads((store / path / "zarr.json").read_text(encoding="utf-8"))
+            length = int(doc["attributes"][STATE_ATTR]["length"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"{store}: group {path} is missing or half created"
+        if length < int(info.get("length", 0)):
+            return f"{store}: group {path} has {length} dates, the summary {info['length']}"
+    return ""
+
+
+def forget_incomplete_summaries(
+    pairs: Iterable[tuple[str | os.PathLike, str | os.PathLike]],
+) -> list[tuple[Path, str]]:
+    """Remove each existing ``(store, summary)`` pair's summary whose store has a
+    `summary_problem`; returns (summary, problem) of those removed (the workflow warns)."""
+    removed = []
+    for store, summary in pairs:
+        summary = Path(summary)
+        if summary.is_file():
+            problem = summary_problem(store, summary)
+            if problem:
+                summary.unlink()
+                removed.append((summary, problem))
+    return removed
 
 
 def open_dataset(store: str | os.PathLike, tile: str, year: int, group: str, **kwargs):

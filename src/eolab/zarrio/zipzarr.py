@@ -6,19 +6,21 @@ relative to the store root, ``zarr.json`` files first (shallow to deep, so a rea
 the archive meets all metadata before any chunk), then chunks in path order; no compression
 (chunks are compressed already and readers need byte ranges); ZIP64 whenever sizes or counts
 need it; fixed timestamps, so the same store always gives the same bytes. The zip is written
-under a temporary name and renamed when complete.
+under a temporary name and renamed when complete; one writer per zip (a lock beside it), and
+the temporary file of a killed run is removed by the next.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from eolab.core import atomic
-from eolab.core.errors import InputError
+from eolab.core import atomic, lock
+from eolab.core.errors import DiskSpaceError, InputError
 
 METADATA_NAME = "zarr.json"
 #: Files in a store that are not part of it (zarr's unfinished atomic writes).
@@ -58,10 +60,27 @@ def check_finished(store: Path) -> None:
 
 
 def zip_store(store: str | os.PathLike, out: str | os.PathLike) -> dict[str, Any]:
-    """Zip a finished directory store into ``out``; returns entry count and sizes."""
-    store = Path(store)
+    """Zip a finished directory store into ``out``; returns entry count and sizes.
+
+    One writer per zip (a lock beside it); temporaries of a killed run are removed first."""
+    store, out = Path(store), Path(out)
     check_finished(store)
     files = store_files(store)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with lock.exclusive(out):
+        atomic.remove_temps(out.parent, out.name)
+        try:
+            total = _write_zip(files, out)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DiskSpaceError(
+                f"{out}: disk full while zipping {store} (free some space and rerun)"
+            ) from exc
+    return {"zip": str(out), "entries": len(files), "bytes": total}
+
+
+def _write_zip(files: list[tuple[str, Path]], out: Path) -> int:
     total = 0
     with (
         atomic.atomic_path(out) as tmp,
@@ -75,4 +94,4 @@ def zip_store(store: str | os.PathLike, out: str | os.PathLike) -> dict[str, Any
             with open(path, "rb") as src, zf.open(info, "w") as dst:
                 shutil.copyfileobj(src, dst, COPY_BUFFER)
             total += info.file_size
-    return {"zip": str(out), "entries": len(files), "bytes": total}
+    return total

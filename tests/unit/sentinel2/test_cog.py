@@ -148,3 +148,22 @@ def test_missing_band_via_cli_is_one_clear_line(tmp_path, s2_products, capsys):
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("eolab: error: ") and str(missing) in err and "B01" in err
+
+
+def test_a_killed_runs_temporary_folder_is_removed_and_a_second_writer_refused(
+    tmp_path, s2_products
+):
+    from eolab.core.errors import LockedError
+    from eolab.core.lock import exclusive
+
+    out = tmp_path / "cogs"
+    stale = out / ".S2A_MSIL1C_X.abc123.tmp"  # what atomic_path leaves after a kill -9
+    (stale / "sub").mkdir(parents=True)
+    (stale / ".10m.raw.npy").write_bytes(b"\0" * 1024)
+    safes = product_paths(s2_products)[:1]
+    with exclusive(out), pytest.raises(LockedError, match=r"is being written by pid \d+"):
+        cog.products_to_cog(safes, out, progress=False)
+    assert stale.is_dir()  # the live writer's temporaries are never touched
+    cog.products_to_cog(safes, out, progress=False)
+    assert not stale.exists()
+    assert [p.name for p in out.iterdir()] == [safe.read_safe(safes[0]).id]

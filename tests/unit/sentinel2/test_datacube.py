@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tracemalloc
 from pathlib import Path
@@ -15,7 +16,7 @@ import xarray as xr
 import zarr
 from pyproj import CRS
 
-from eolab.core.errors import InputError
+from eolab.core.errors import ConfigError, DiskSpaceError, InputError, LockedError
 from eolab.sentinel2 import datacube, decode, safe
 from eolab.sentinel2.products import product_paths
 
@@ -354,3 +355,131 @@ def test_shards_must_be_multiples_of_chunks():
     with pytest.raises(ConfigError, match="multiples"):
         datacube.CubeSpec(shards={"10m": (20, 1000, 1000), "20m": (40, 1024, 1024),
                                   "60m": (80, 1024, 1024)})  # fmt: skip
+
+
+# --- half-created groups, one writer, duplicates, disk ----------------------------------------
+def test_bad_tile_header_leaves_a_group_the_fixed_rerun_rebuilds(tmp_path, s2_products):
+    """A MTD_TL.xml with a negative NROWS stops the first run while it creates the groups;
+    after fixing the XML the rerun completes the store (no KeyError), equal to a clean one."""
+    src = s2_products.parent
+    work = Path(shutil.copytree(src, tmp_path / "src"))
+    safes = product_paths(work / s2_products.name)
+    header = safe.read_safe(safes[0]).tile_metadata_path
+    good = header.read_text()
+    header.write_text(good.replace("<NROWS>180</NROWS>", "<NROWS>-5</NROWS>", 1))
+    store = tmp_path / "s.zarr"
+    with pytest.raises(InputError, match="NROWS/NCOLS must be positive"):
+        datacube.to_zarr(store, safes, PLAIN, progress=False)
+    header.write_text(good)
+    datacube.to_zarr(store, safes, PLAIN, progress=False)
+    assert_cube_matches(store, safes)
+
+
+@pytest.mark.parametrize("lost", ["processing_baseline", "spatial_ref", "data"])
+def test_group_with_state_but_missing_arrays_is_rebuilt(tmp_path, s2_products, lost):
+    """Stores of earlier versions wrote the group state first: a kill -9 then left a group with
+    `eolab:cube` and some arrays missing, and every rerun failed with a KeyError."""
+    safes = product_paths(s2_products)
+    store = tmp_path / "s.zarr"
+    root = datacube._open_root(store)
+    info = decode.product_info(safe.read_safe(safes[0]))
+    path = datacube.group_path(info.tile, info.year, "20m")
+    datacube.create_group(root, path, info, "20m", PLAIN)
+    shutil.rmtree(store / path / lost)
+    datacube.to_zarr(store, safes, PLAIN, progress=False)
+    assert_cube_matches(store, safes)
+
+
+def test_group_without_state_is_rebuilt_and_one_with_dates_is_refused(tmp_path, s2_products):
+    safes = product_paths(s2_products)
+    store = tmp_path / "s.zarr"
+    root = datacube._open_root(store)
+    info = decode.product_info(safe.read_safe(safes[0]))
+    path = datacube.group_path(info.tile, info.year, "60m")
+    root.require_group(path).attrs["tile"] = info.tile  # killed right after the group's json
+    datacube.to_zarr(store, safes, PLAIN, progress=False)
+    assert_cube_matches(store, safes)
+    shutil.rmtree(store / path / "product_id")  # not a crash of ours: dates would be lost
+    with pytest.raises(InputError, match="no product_id array"):
+        datacube.to_zarr(store, safes, PLAIN, progress=False)
+
+
+def test_bad_compressor_level_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match="clevel must be 0..9"):
+        datacube.CubeSpec(compressor=datacube.parse_compressor("zstd:99:shuffle"))
+
+
+def test_a_second_writer_gets_the_lock_error_and_changes_nothing(tmp_path, s2_products):
+    from eolab.core.lock import exclusive
+
+    safes = product_paths(s2_products)
+    store = tmp_path / "s.zarr"
+    with exclusive(store), pytest.raises(LockedError, match=r"is being written by pid \d+"):
+        datacube.to_zarr(store, safes, PLAIN, progress=False)
+    assert not store.exists()
+    datacube.to_zarr(store, safes, PLAIN, progress=False)  # the lock is free again
+    assert_cube_matches(store, safes)
+
+
+def test_not_enough_space_for_staging_is_refused_before_staging(tmp_path, s2_products, monkeypatch):
+    from eolab.core import disk
+
+    safes = product_paths(s2_products)
+    store = tmp_path / "s.zarr"
+    real = disk.check_free_space
+    monkeypatch.setattr(
+        disk, "check_free_space", lambda *a, **k: real(*a, **{**k, "free": lambda p: 1000})
+    )
+    with pytest.raises(DiskSpaceError, match="staging 35VLH 2024 .* needs"):
+        datacube.to_zarr(store, safes, PLAIN, progress=False)
+    assert not datacube.staging_dir(store).exists()
+    monkeypatch.undo()
+    datacube.to_zarr(store, safes, PLAIN, progress=False)
+    assert_cube_matches(store, safes)
+
+
+def _same_time_products(tmp_path: Path, s2_products: Path) -> tuple[list[Path], Path, Path]:
+    """The fixture's products plus a reprocessing of the second date with baseline 04.00
+    (older) and one with 05.11 (newer): (fixture SAFEs, older SAFE, newer SAFE)."""
+    from eolab.fixtures.sentinel2 import generate_product
+
+    safes = product_paths(s2_products)
+    original = safe.read_safe(safes[1])
+    mission, _, datatake, _, orbit, *_ = original.id.split("_")
+    sensing = re.search(r"<SENSING_TIME[^>]*>[^<]+<", original.tile_metadata_path.read_text())
+    extra = []
+    for baseline in ("04.00", "05.11"):
+        entry = generate_product(
+            tmp_path / "re",
+            tile="35VLH",
+            when=datatake,
+            mission=mission,
+            relative_orbit=int(orbit[1:]),
+            baseline=baseline,
+            scale=61,
+            seed=1,
+        )
+        path = tmp_path / "re" / entry["path"]
+        header = safe.read_safe(path).tile_metadata_path  # the same granule, reprocessed
+        text = re.sub(r"<SENSING_TIME[^>]*>[^<]+<", sensing.group(0), header.read_text())
+        header.write_text(text)
+        extra.append(path)
+    return safes, extra[0], extra[1]
+
+
+def test_same_sensing_time_keeps_the_newest_baseline_with_a_warning(tmp_path, s2_products, caplog):
+    safes, older, newer = _same_time_products(tmp_path, s2_products)
+    store = tmp_path / "s.zarr"
+    summary = datacube.to_zarr(store, [*safes, older], PLAIN, progress=False)
+    assert_cube_matches(store, safes)  # 05.10 beats 04.00: the time axis is unchanged
+    ids = {d["dropped"]: d["kept"] for d in summary["duplicates"]}
+    assert ids == {safe.read_safe(older).id: safe.read_safe(safes[1]).id}
+    assert "same sensing time" in caplog.text and safe.read_safe(older).id in caplog.text
+    rerun = datacube.to_zarr(store, [*safes, older], PLAIN, progress=False)
+    assert rerun["changed"] is False
+    # a newer reprocessing arriving later replaces the stored date in place
+    datacube.to_zarr(store, [*safes, older, newer], PLAIN, progress=False)
+    assert_cube_matches(store, [safes[0], newer, safes[2]])
+    clean = tmp_path / "clean.zarr"
+    datacube.to_zarr(clean, [newer, *safes], PLAIN, progress=False)
+    assert_cube_matches(clean, [safes[0], newer, safes[2]])
