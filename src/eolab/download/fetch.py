@@ -33,6 +33,8 @@ from typing import Any, TypeVar
 
 import urllib3
 
+from eolab.core.errors import RemoteError
+from eolab.core.redact import redact_text, redact_url
 from eolab.download.checksum import (
     Checksum,
     ChecksumFormatError,
@@ -71,13 +73,14 @@ class RetryPolicy:
         return backoff
 
 
-class FetchError(Exception):
-    """A download that failed for good (after retries, or at once for a 4xx)."""
+class FetchError(RemoteError):
+    """A download that failed for good (after retries, or at once for a 4xx). The message names
+    the href without its query string (a signed link's credentials)."""
 
     def __init__(self, href: str, reason: str, status: int | None = None, attempts: int = 1):
-        super().__init__(f"{href}: {reason}")
+        self.reason = redact_text(reason)
+        super().__init__(f"{redact_url(href)}: {self.reason}")
         self.href = href
-        self.reason = reason
         self.status = status
         self.attempts = attempts
 
