@@ -780,6 +780,18 @@ def convert(
     return summary
 
 
+def raise_for_failures(summary: dict[str, Any], out_dir: Path) -> None:
+    """`InputError` when any selected patch was skipped or failed (a rerun retries them)."""
+    bad = summary["skipped"] + summary["failed"]
+    if not bad:
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in summary["failures_by_reason"].items())
+    raise InputError(
+        f"{Path(out_dir) / 'log.jsonl'}: {bad} of {summary['selected']} patches not converted "
+        f"({reasons}; the log names each; a rerun retries them)"
+    )
+
+
 def _remove_stale_store_tmp(zroot: Path) -> None:
     """Half-built stores a killed run left (``atomic_path`` temporaries)."""
     import shutil

@@ -121,6 +121,9 @@ def item_record(item: dict[str, Any], href: str, parent_collection: str | None) 
     )
 
 
+STAC_TYPES = frozenset({"Catalog", "Collection", "Feature"})
+
+
 class CatalogWalker:
     """Iterate the items of a static catalog rooted at ``root`` (a path or URL)."""
 
@@ -162,6 +165,11 @@ class CatalogWalker:
             self.documents += 1
             with self._open(href) as fh:
                 kind, doc_id = _header(fh, href)
+                if kind not in STAC_TYPES:
+                    raise InputError(
+                        f"{href}: not a STAC catalog, collection or item (type={kind!r}; "
+                        "give the catalog.json or collection.json of a STAC dataset)"
+                    )
                 if kind == "Feature":
                     yield href, parent_collection
                     continue
