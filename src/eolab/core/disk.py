@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -39,24 +38,3 @@ def check_free_space(
             f"{path}: {what} needs {needed / GiB:.2f} GiB, only {have / GiB:.2f} GiB free ({hint})"
         )
     return have
-
-
-def open_memmap(path: Path, dtype, shape: tuple[int, ...]):
-    """A new ``.npy`` memmap (mode ``w+``) whose blocks are all allocated now.
-
-    numpy creates the file sparse; on a full disk the kernel then kills the process with SIGBUS
-    at the first write through the map. Allocating up front turns that into a clear
-    `DiskSpaceError` naming the file, before any work is done.
-    """
-    import numpy as np
-
-    from eolab.core.errors import from_os_error
-
-    try:
-        mm = np.lib.format.open_memmap(path, "w+", dtype, shape)
-        with open(path, "r+b") as fh:
-            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
-    except OSError as exc:
-        Path(path).unlink(missing_ok=True)
-        raise from_os_error(exc, path) from exc
-    return mm

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+import numpy as np
 import rasterio
 
-from eolab.core import atomic, disk
+from eolab.core import atomic
 from eolab.core.errors import ConfigError, EolabError
 from eolab.sentinel2 import decode, safe
 
@@ -197,7 +198,9 @@ def product_to_cog(
         raws, maps = {}, {}
         for g in GROUPS:
             raws[g] = tmp / f".{g}.raw.npy"
-            maps[g] = disk.open_memmap(raws[g], decode.DTYPE, decode.group_shape(product, g))
+            maps[g] = np.lib.format.open_memmap(
+                raws[g], "w+", decode.DTYPE, decode.group_shape(product, g)
+            )
         decode.decode_bands(product, GROUPS, out=maps.__getitem__, workers=workers)
         offsets = {g: int(maps[g].offset) for g in GROUPS}
         for g in GROUPS:

@@ -46,7 +46,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from eolab.core import atomic, disk
+from eolab.core import atomic
 from eolab.core.atomic import fsync_dir
 from eolab.core.errors import ConfigError, InputError
 from eolab.sentinel2 import decode, safe
@@ -387,7 +387,7 @@ class CubeGroup:
         self.staging.mkdir(parents=True, exist_ok=True)
         shape = self.data.shape[1:]
         files = [self.staging / f"{e.product_id}{NPY}" for e in tail]
-        maps = [disk.open_memmap(f, decode.DTYPE, shape) for f in files]
+        maps = [np.lib.format.open_memmap(f, "w+", decode.DTYPE, shape) for f in files]
         end = start + len(tail)
         for ys, xs in self.write_blocks(len(tail)):
             block = self.data[start:end, :, ys, xs]
@@ -404,7 +404,7 @@ class CubeGroup:
         """A fresh staging file for a decoded product (not durable: an orphan after a crash)."""
         self.staging.mkdir(parents=True, exist_ok=True)
         path = self.staging / f"{product_id}{NPY}"
-        return path, disk.open_memmap(path, decode.DTYPE, self.data.shape[1:])
+        return path, np.lib.format.open_memmap(path, "w+", decode.DTYPE, self.data.shape[1:])
 
     # writing ---------------------------------------------------------------------------------
     def write_blocks(self, ntime: int) -> list[tuple[slice, slice]]:
