@@ -80,7 +80,7 @@ def as_eolab_error(exc: BaseException) -> EolabError | None:
     """The user-facing error for an ordinary fault (a full disk, a read-only folder, …)."""
     if isinstance(exc, EolabError):
         return exc
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and exc.errno is not None:
         return from_os_error(exc)
     if isinstance(exc, sqlite3.Error):
         return from_sqlite_error(exc)

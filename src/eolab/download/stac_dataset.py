@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import time
 import urllib.parse
 from collections import Counter
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from eolab.core.atomic import atomic_open, write_json
-from eolab.core.errors import DiskSpaceError, InputError, RemoteError
+from eolab.core.errors import DiskSpaceError, InputError, RemoteError, from_sqlite_error
 from eolab.download.assetdb import AssetDB, safe_component
 from eolab.download.catalog import CatalogWalker, is_remote
 from eolab.download.checksum import MultiHasher
@@ -190,6 +191,15 @@ class StacDatasetDownloader:
 
     # --- steps ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        except sqlite3.OperationalError as exc:  # a full disk surfaces here without a file name
+            known = from_sqlite_error(exc, self.dir / DB_NAME)
+            if known is None:
+                raise
+            raise known from exc
+
+    def _run(self) -> dict[str, Any]:
         t0 = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         with run_lock(self.dir), AssetDB(self.dir / DB_NAME) as db:

@@ -40,7 +40,7 @@ import requests
 import urllib3
 
 from eolab.core.atomic import write_bytes
-from eolab.core.errors import InputError, RemoteError
+from eolab.core.errors import InputError, RemoteError, from_os_error
 from eolab.core.redact import redact_text, redact_url
 from eolab.download.fetch import (
     USER_AGENT,
@@ -602,6 +602,13 @@ def part_size_for(size: int | None, part_size: int) -> int:
     return max(part_size, math.ceil(needed / MiB) * MiB)
 
 
+def describe_failure(exc: Exception, where: str | os.PathLike) -> str:
+    """A full or read-only destination names the file and a hint; anything else its type."""
+    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, requests.RequestException):
+        return str(from_os_error(exc, where))
+    return f"{type(exc).__name__}: {exc}"
+
+
 def transfer_link(
     link: Link,
     target,
@@ -668,7 +675,8 @@ def transfer_link(
     except TransferError as exc:
         result.error, result.expired = redact_text(str(exc)), exc.expired
     except Exception as exc:  # S3 and I/O errors: report by name, let the other links go on
-        result.error = redact_text(f"link {link.name!r}: {type(exc).__name__}: {exc}")
+        where = getattr(writer, "part", None) or result.destination
+        result.error = redact_text(f"link {link.name!r}: {describe_failure(exc, where)}")
     finally:
         if result.status == "failed" and writer is not None:
             try:
@@ -766,7 +774,9 @@ def raise_for_failures(results: list[TransferResult]) -> None:
     if not failed:
         return
     failed.sort(key=lambda r: not r.expired)
-    names = ", ".join(r.name for r in failed)
-    lines = [f"{len(failed)} of {len(results)} link(s) failed: {names}"]
+    head = f"{len(failed)} of {len(results)} link(s) failed"
+    if len(failed) == 1:
+        raise RemoteError(f"{head}: {failed[0].error}")
+    lines = [f"{head}: {', '.join(r.name for r in failed)}"]
     lines += [f"  {r.name}: {r.error}" for r in failed]
     raise RemoteError("\n".join(lines))
