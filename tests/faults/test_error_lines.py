@@ -45,11 +45,15 @@ def eolab(*args, cwd: Path | None = None, debug_env: bool = False, timeout: floa
 
 
 def error_line(proc: subprocess.CompletedProcess) -> str:
-    """The single ``eolab: error:`` line of a failed run (asserts there is exactly one)."""
+    """The single ``eolab: error:`` line of a failed run (asserts there is exactly one), with the
+    indented detail lines that follow it (urls-to-s3 lists each failed link on one)."""
     assert proc.returncode not in (0, None), proc.stdout + proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith(ERROR)]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
+    lines = proc.stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(ERROR)]
+    assert len(starts) == 1, proc.stderr
+    block = [lines[starts[0]]]
+    block += [line for line in lines[starts[0] + 1 :] if line.startswith("  ")]
+    return "\n".join(block)
 
 
 def check_fault(*args, names: tuple[str, ...], cwd: Path | None = None) -> tuple[str, str]:

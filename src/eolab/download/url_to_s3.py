@@ -774,9 +774,6 @@ def raise_for_failures(results: list[TransferResult]) -> None:
     if not failed:
         return
     failed.sort(key=lambda r: not r.expired)
-    head = f"{len(failed)} of {len(results)} link(s) failed"
-    if len(failed) == 1:
-        raise RemoteError(f"{head}: {failed[0].error}")
-    lines = [f"{head}: {', '.join(r.name for r in failed)}"]
+    lines = [f"{len(failed)} of {len(results)} link(s) failed:"]
     lines += [f"  {r.name}: {r.error}" for r in failed]
     raise RemoteError("\n".join(lines))
