@@ -16,7 +16,7 @@ import click
 
 from eolab import __version__
 from eolab.core.errors import EolabError, from_os_error, from_sqlite_error
-from eolab.core.redact import redact_text
+from eolab.core.redact import redact_logs, redact_text
 
 DEBUG_ENV = "EOLAB_DEBUG"
 
@@ -101,6 +101,7 @@ def error_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; any error becomes one line on stderr and a non-zero exit (the
     traceback too under ``--debug`` / ``EOLAB_DEBUG=1``)."""
+    redact_logs()
     try:
         cli.main(args=argv, prog_name="eolab", standalone_mode=False)
     except click.exceptions.Abort:

@@ -7,8 +7,10 @@ one (a library's exception text, a log line) through `redact_text`.
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.parse
+from typing import Any
 
 HIDDEN = "…"
 # a query string: "?" then key=value pairs, up to a space, quote or bracket (also matches the
@@ -30,3 +32,18 @@ def redact_text(text: str) -> str:
     """``text`` with the query string and user:password of every URL in it replaced by ``…``."""
     text = _USERINFO.sub(r"\g<scheme>", text)
     return _QUERY.sub("?" + HIDDEN, text)
+
+
+def redact_logs() -> None:
+    """Redact every log record from now on (the CLI calls this once, before any command)."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        record.msg, record.args = redact_text(record.getMessage()), None
+        return record
+
+    factory.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

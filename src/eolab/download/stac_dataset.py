@@ -32,6 +32,7 @@ from typing import Any
 
 from eolab.core.atomic import atomic_open, write_json
 from eolab.core.errors import DiskSpaceError, InputError, RemoteError, from_sqlite_error
+from eolab.core.redact import redact_text, redact_url
 from eolab.download.assetdb import AssetDB, safe_component
 from eolab.download.catalog import CatalogWalker, is_remote
 from eolab.download.checksum import MultiHasher
@@ -283,7 +284,9 @@ class StacDatasetDownloader:
             h = resp.headers
             return f"{h.get('ETag')}|{h.get('Last-Modified')}|{h.get('Content-Length')}"
         except Exception as exc:  # offline or refused: the caller keeps the copy it has
-            self.stats["archive_check"] = f"could not ask {url}: {type(exc).__name__}: {exc}"
+            self.stats["archive_check"] = redact_text(
+                f"could not ask {redact_url(url)}: {type(exc).__name__}: {exc}"
+            )
             return None
 
     def index(self, db: AssetDB, root: str, fingerprint: str) -> bool:
@@ -420,7 +423,8 @@ class StacDatasetDownloader:
         with atomic_open(self.dir / ERRORS_NAME, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["path", "href", "error", "http_status", "attempts"])
-            writer.writerows(failures)
+            # a signed href's query string is a credential: never in a report
+            writer.writerows((dest, redact_url(href), *rest) for dest, href, *rest in failures)
 
 
 @contextlib.contextmanager
@@ -475,7 +479,7 @@ def failure_message(failures: list[tuple], report: Path, show: int = 10) -> str:
     """One paragraph naming the failed files (the first ``show``) and the report."""
     lines = [f"{len(failures)} asset(s) failed to download (details in {report}):"]
     for dest, href, error, _status, _attempts in failures[:show]:
-        lines.append(f"  {dest} <- {href}: {error}")
+        lines.append(f"  {dest} <- {redact_url(href)}: {redact_text(str(error))}")
     if len(failures) > show:
         lines.append(f"  ... and {len(failures) - show} more")
     lines.append("Rerun the same command to retry them; finished files are kept.")

@@ -33,3 +33,19 @@ def test_redact_text_finds_urls_and_paths_with_queries_inside_messages():
 def test_redact_text_leaves_plain_messages_alone():
     text = "mnt/out: read-only file system (choose a writable folder)? no query here"
     assert redact_text(text) == text
+
+
+def test_redact_logs_rewrites_every_record(caplog):
+    import logging
+
+    from eolab.core.redact import redact_logs
+
+    before = logging.getLogRecordFactory()
+    try:
+        redact_logs()
+        redact_logs()  # idempotent: one wrapper only
+        with caplog.at_level(logging.INFO, logger="eolab.test"):
+            logging.getLogger("eolab.test").info("GET %s: 503", "https://h/x?sig=SECRET")
+        assert caplog.messages == ["GET https://h/x?…: 503"]
+    finally:
+        logging.setLogRecordFactory(before)
