@@ -14,8 +14,9 @@ from typing import Any
 
 HIDDEN = "…"
 # a query string: "?" then key=value pairs, up to a space, quote or bracket (also matches the
-# path-only form "url: /f.bin?X-Amz-Signature=…" that urllib3 puts in its messages)
-_QUERY = re.compile(r"\?[^\s'\"()<>\[\]]*=[^\s'\"()<>\[\]]*")
+# path-only form "url: /f.bin?X-Amz-Signature=…" that urllib3 puts in its messages); a
+# trailing ":", ",", "." or ";" belongs to the sentence, not to the query
+_QUERY = re.compile(r"\?[^\s'\"()<>\[\]]*?=[^\s'\"()<>\[\]]*?(?=[:,.;]?(?:[\s'\"()<>\[\]]|$))")
 # user:password@ in a URL
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@'\"]+@")
 
