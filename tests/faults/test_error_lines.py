@@ -161,6 +161,18 @@ def test_read_only_store_of_to_zarr(products, read_only_dir):
     )  # fmt: skip
 
 
+def test_read_only_folder_of_a_listing_names_the_listing_not_its_temporary(
+    products, read_only_dir, tmp_path
+):
+    listing = read_only_dir / "listing.json"
+    line, _ = check_fault(
+        "sentinel2", "to-cog", "--manifest", manifest(products), tmp_path / "cogs",
+        "--listing", listing, "--quiet",
+        names=(f"{listing}: read-only file system",),
+    )  # fmt: skip
+    assert ".tmp" not in line
+
+
 def test_store_that_is_a_regular_file(products, tmp_path):
     store = tmp_path / "cube.zarr"
     store.write_text("not a folder")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 
 
 class EolabError(Exception):
@@ -68,12 +69,26 @@ _OS_ERRORS: dict[int, tuple[str, str, type[EolabError]]] = {
 }
 
 
+# the temporary name of an atomic write (eolab.core.atomic): ".<name>.<8 random chars><suffix>.tmp"
+_ATOMIC_TMP = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}[^/]*\.tmp$")
+
+
+def user_path(filename: str | bytes | os.PathLike) -> str:
+    """The path the user asked for: an atomic write's temporary name becomes its target's."""
+    path = os.fsdecode(filename)
+    head, _, tail = path.rpartition("/")
+    match = _ATOMIC_TMP.match(tail)
+    if match is None:
+        return path
+    return f"{head}/{match['name']}" if head else match["name"]
+
+
 def from_os_error(exc: OSError, path: str | os.PathLike | None = None) -> EolabError:
     """The `EolabError` for an OSError: "<file>: <what> (<hint>)", chosen by errno.
 
     ``path`` names the file when the OSError does not (zarr, sqlite and GDAL often lose it).
     """
-    name = exc.filename if exc.filename is not None else path
+    name = user_path(exc.filename) if exc.filename is not None else path
     what, hint, cls = _OS_ERRORS.get(
         exc.errno or 0, (exc.strerror or str(exc) or type(exc).__name__, "", EolabError)
     )

@@ -51,3 +51,19 @@ def test_sqlite_disk_full_names_the_database(tmp_path):
     err = from_sqlite_error(sqlite3.OperationalError("database or disk is full"), tmp_path / "x")
     assert isinstance(err, DiskSpaceError) and str(err).startswith(f"{tmp_path / 'x'}: ")
     assert from_sqlite_error(sqlite3.OperationalError("no such table: t")) is None
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("/o/.listing.json.crowtb85.tmp", "/o/listing.json"),
+        ("/o/.S2A_X.SAFE.a7xvm9sh.tmp", "/o/S2A_X.SAFE"),
+        (".cube.zarr.k2_9abcd.json.tmp", "cube.zarr"),
+        ("/o/listing.json", "/o/listing.json"),
+        ("/o/.hidden.tmp", "/o/.hidden.tmp"),
+    ],
+)
+def test_user_path(name, expected):
+    from eolab.core.errors import user_path
+
+    assert user_path(name) == expected
