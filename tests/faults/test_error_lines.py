@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -268,9 +269,26 @@ def test_catalog_that_is_not_stac(tmp_path):
     )  # fmt: skip
 
 
-def test_benv2_row_without_s1_name_fails_the_run_and_resumes(tmp_path):
-    root, out = tmp_path / "benv2", tmp_path / "tiles"
+@pytest.fixture(scope="module")
+def benv2_fixture(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("benv2") / "benv2"
     assert eolab("fixtures", "benv2", "--out", root, "--patches", 6).returncode == 0
+    return root
+
+
+def test_benv2_on_a_full_disk_names_the_log_and_the_reason(benv2_fixture, full_dir):
+    out = full_dir / "tiles"
+    args = ("benv2", "tiles", "--root", benv2_fixture, "--out_dir", out, "--workers", 1,
+            "--no-progress")  # fmt: skip
+    check_fault(*args, names=(str(out / "log.jsonl"), "6 of 6", "disk_full"))
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert {r["reason"] for r in log} == {"disk_full"}
+    assert all(": no space left on device" in r["detail"] for r in log)
+
+
+def test_benv2_row_without_s1_name_fails_the_run_and_resumes(benv2_fixture, tmp_path):
+    root, out = tmp_path / "benv2", tmp_path / "tiles"
+    shutil.copytree(benv2_fixture, root)
     table = pq.read_table(root / "metadata.parquet")
     rows = table.to_pydict()
     rows["s1_name"][0] = None
