@@ -78,12 +78,14 @@ def check_fault(*args, names: tuple[str, ...], cwd: Path | None = None) -> tuple
 @pytest.fixture(scope="module", autouse=True)
 def report_tally(pytestconfig) -> Iterator[None]:
     yield
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            f"\nerror lines: faults tried {TALLY['faults']}, clear one-line errors "
-            f"{TALLY['one_line']}, tracebacks {TALLY['tracebacks']}"
-        )
+    if capture is not None and reporter is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(
+                f"\nerror lines: faults tried {TALLY['faults']}, clear one-line errors "
+                f"{TALLY['one_line']}, tracebacks {TALLY['tracebacks']}"
+            )
 
 
 # --- mounts ---------------------------------------------------------------------------------
