@@ -37,7 +37,7 @@ class OutputError(EolabError):
     """An output cannot be written: read-only filesystem, no permission, a file in the way."""
 
 
-# errno -> (what went wrong, hint); the message is "<file>: <what> (<hint>)"
+# errno -> (what went wrong, hint, error class); the message is "<file>: <what> (<hint>)"
 _OS_ERRORS: dict[int, tuple[str, str, type[EolabError]]] = {
     errno.EROFS: ("read-only file system", "choose a writable folder", OutputError),
     errno.ENOSPC: (
@@ -73,9 +73,9 @@ _OS_ERRORS: dict[int, tuple[str, str, type[EolabError]]] = {
 _ATOMIC_TMP = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}[^/]*\.tmp$")
 
 
-def user_path(filename: str | bytes | os.PathLike) -> str:
+def user_path(filename: str | bytes | os.PathLike | int) -> str:
     """The path the user asked for: an atomic write's temporary name becomes its target's."""
-    path = os.fsdecode(filename)
+    path = str(filename) if isinstance(filename, int) else os.fsdecode(filename)
     head, _, tail = path.rpartition("/")
     match = _ATOMIC_TMP.match(tail)
     if match is None:
@@ -88,13 +88,13 @@ def from_os_error(exc: OSError, path: str | os.PathLike | None = None) -> EolabE
 
     ``path`` names the file when the OSError does not (zarr, sqlite and GDAL often lose it).
     """
-    name = user_path(exc.filename) if exc.filename is not None else path
+    name = exc.filename if exc.filename is not None else path
     what, hint, cls = _OS_ERRORS.get(
         exc.errno or 0, (exc.strerror or str(exc) or type(exc).__name__, "", EolabError)
     )
     if exc.filename2 is not None:
-        name = f"{name} -> {exc.filename2}"
-    where = f"{os.fsdecode(name)}: " if name is not None else ""
+        name = f"{user_path(name)} -> {user_path(exc.filename2)}"
+    where = f"{user_path(name)}: " if name is not None else ""
     return cls(f"{where}{what}" + (f" ({hint})" if hint else ""))
 
 
@@ -102,7 +102,7 @@ def from_sqlite_error(exc: Exception, path: str | os.PathLike | None = None) -> 
     """The `EolabError` for a sqlite3 error that is about the disk, else None."""
     text = str(exc).lower()
     where = f"{os.fsdecode(path)}: " if path is not None else "sqlite database: "
-    if "disk is full" in text or "disk i/o error" in text:
+    if "disk is full" in text:
         return DiskSpaceError(
             f"{where}database or disk is full (free some space or choose another folder)"
         )
