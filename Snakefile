@@ -1,5 +1,10 @@
 # eolab: Earth-observation downloads to ML-ready data, and which storage/format feeds training fastest.
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
+
+from eolab.core.config_checks import error_lines, schema_problems, value_problems
 
 min_version("9.0")
 
@@ -7,7 +12,14 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# One line per problem, before any job: a misspelt key names the closest valid one, and values
+# a job would refuse (after Snakemake deleted its old output) are refused here.
+SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
+if problems := schema_problems(config, SCHEMA):
+    sys.exit(error_lines(problems))
 validate(config, "config/schema.yaml")
+if problems := value_problems(config):
+    sys.exit(error_lines(problems))
 
 
 include: "rules/common.smk"

@@ -8,11 +8,19 @@ import os
 import sys
 
 import pytest
+import requests
 
 from eolab.core.errors import RemoteError
 from eolab.download.bench import run_measured
 from eolab.download.fetch import RetryPolicy
-from eolab.download.url_to_s3 import Link, MiB, raise_for_failures, transfer_links
+from eolab.download.url_to_s3 import (
+    Link,
+    MiB,
+    TransferError,
+    probe_size,
+    raise_for_failures,
+    transfer_links,
+)
 from eolab.fixtures.localhttp import Fault, LocalHTTPServer, generated_body, generated_sha256
 from eolab.fixtures.s3server import LocalS3Server
 
@@ -256,3 +264,52 @@ def test_cli_exits_1_naming_the_expired_link(http, s3env, tmp_path, capsys):
     assert "eolab: error: 1 of 2 link(s) failed" in err and "gone.bin" in err and "expired" in err
     doc = json.loads(summary.read_text())
     assert (doc["uploaded"], doc["failed"], doc["expired"]) == (1, 1, ["gone.bin"])
+
+
+# --- probing the size: the same retries as the body ------------------------------------------
+def probe(http, path: str, retry: RetryPolicy = FAST) -> tuple[int | None, list[float]]:
+    slept: list[float] = []
+    with requests.Session() as session:
+        link = Link("f.bin", http.url + path + "?X-Amz-Signature=secret")
+        return probe_size(session, link, (5, 5), retry, sleep=slept.append), slept
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_probe_size_retries_server_errors(http, status):
+    _, path = gen(http, 3 * MiB, 7, "probe.bin")
+    http.add_fault(path, Fault("status", status, times=2, headers={"Retry-After": "0"}))
+    size, slept = probe(http, path)
+    assert size == 3 * MiB
+    assert [r.status for r in http.requests_for(path)] == [status, status, 200]
+    assert len(slept) == 2
+
+
+def test_probe_size_retries_the_range_get_of_a_link_refusing_head(http):
+    _, path = gen(http, 2 * MiB, 8, "signed.bin")
+    http.add_fault(path, Fault("status", 403, times=1))  # HEAD refused: the signature is for GET
+    http.add_fault(path, Fault("status", 503, times=1))  # the Range GET answers 503 once
+    size, slept = probe(http, path)
+    assert size == 2 * MiB and len(slept) == 1
+    methods = [(r.method, r.status) for r in http.requests_for(path)]
+    assert methods[:2] == [("HEAD", 403), ("GET", 503)]
+
+
+def test_probe_size_gives_up_with_a_clear_message(http):
+    _, path = gen(http, MiB, 9, "down.bin")
+    http.add_fault(path, Fault("status", 503, times=None))
+    with pytest.raises(TransferError) as caught:
+        probe(http, path)
+    message = str(caught.value)
+    assert message == "link 'f.bin': HTTP 503 Service Unavailable to HEAD (gave up after 3 tries)"
+    assert "_Retryable" not in message and "secret" not in message
+    assert len(http.requests_for(path)) == FAST.attempts
+
+
+def test_link_whose_size_probe_meets_503_is_transferred(http, tmp_path):
+    url, path = gen(http, 6 * MiB, 10, "later.bin")
+    http.add_fault(path, Fault("status", 503, times=2))
+    (res,) = transfer_links(
+        [Link("later.bin", url)], str(tmp_path / "out"), part_size=PART, retry=FAST, progress=False
+    )
+    assert res.status == "uploaded", res.error
+    assert res.sha256 == generated_sha256(6 * MiB, 10)

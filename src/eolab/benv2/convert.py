@@ -15,6 +15,7 @@ GDAL environment and keep it; the main process only plans, journals, deletes and
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import multiprocessing as mp
 import os
@@ -47,7 +48,7 @@ from eolab.benv2.writers import (
     write_atomic,
     write_sidecar,
 )
-from eolab.core.errors import ConfigError, DiskSpaceError, InputError
+from eolab.core.errors import ConfigError, DiskSpaceError, InputError, from_os_error
 
 GB = 1e9
 FLUSH_SECONDS = 2.0  # longest time between group commits
@@ -275,6 +276,15 @@ def convert_patch(row: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
             "status": "skipped",
             "reason": exc.reason,
             "detail": exc.detail,
+        }
+    except OSError as exc:  # a full or read-only output disk: name the file and the fault
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        return {
+            **base,
+            "ok": False,
+            "status": "failed",
+            "reason": "disk_full" if full else "os_error",
+            "detail": str(from_os_error(exc, npz_path)),
         }
     except Exception as exc:  # an unexpected fault of one patch must not stop the others
         return {
@@ -787,6 +797,18 @@ def convert_unlocked(
     if error is not None:
         raise error
     return summary
+
+
+def raise_for_failures(summary: dict[str, Any], out_dir: Path) -> None:
+    """`InputError` when any selected patch was skipped or failed (a rerun retries them)."""
+    bad = summary["skipped"] + summary["failed"]
+    if not bad:
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in summary["failures_by_reason"].items())
+    raise InputError(
+        f"{Path(out_dir) / 'log.jsonl'}: {bad} of {summary['selected']} patches not converted "
+        f"({reasons}; the log names each; a rerun retries them)"
+    )
 
 
 def _remove_stale_store_tmp(zroot: Path) -> None:

@@ -151,9 +151,11 @@ def read_patch(
 ) -> SourcePatch:
     """Read the selected bands (and the reference map when ``refmap_root`` is given).
 
-    Raises PatchError with reason ``missing_s2``, ``missing_s1``, ``missing_band``,
-    ``missing_reference_map``, ``corrupt_tiff`` or ``bad_raster``.
+    Raises PatchError with reason ``missing_s1_name``, ``missing_s2``, ``missing_s1``,
+    ``missing_band``, ``missing_reference_map``, ``corrupt_tiff`` or ``bad_raster``.
     """
+    if not isinstance(s1_name, str) or not s1_name:
+        raise PatchError("missing_s1_name", f"{patch_id}: the metadata table gives no s1_name")
     out = SourcePatch()
     s2_bands = [b for b in bands if b in S2_BANDS]
     s1_bands = [b for b in bands if b in S1_BANDS]

@@ -15,6 +15,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from eolab.core.errors import InputError
+from eolab.core.redact import redact_url
 from eolab.core.s3 import S3Access
 
 
@@ -38,7 +39,7 @@ def open_raster(href: str):
     try:
         return rasterio.open(href)
     except rasterio.errors.RasterioIOError as exc:
-        raise InputError(f"{href}: cannot open raster ({exc})") from exc
+        raise InputError(f"{redact_url(href)}: cannot open raster ({exc})") from exc
 
 
 def read_raster(

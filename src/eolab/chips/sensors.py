@@ -16,6 +16,7 @@ from affine import Affine
 
 from eolab.chips.rasterio_io import read_raster
 from eolab.core.errors import InputError
+from eolab.core.redact import redact_url
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ class Sentinel2L1CStatistics(ChipStatistics):
         _, href = asset_href(item, self.cloud_assets)
         classi, t = read_raster(href)
         if classi.shape[0] < 3:
-            raise InputError(f"{href}: MSK_CLASSI_B00 needs 3 layers, found {classi.shape[0]}")
+            raise InputError(
+                f"{redact_url(href)}: MSK_CLASSI_B00 needs 3 layers, found {classi.shape[0]}"
+            )
         _, data_href = asset_href(item, self.nodata_assets)
         data, t_data = read_raster(data_href, bands=[1])
         return {

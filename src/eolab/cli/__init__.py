@@ -7,12 +7,18 @@ Subcommands are registered by dotted path in ``COMMANDS`` and imported only when
 from __future__ import annotations
 
 import importlib
+import os
+import sqlite3
 import sys
+import traceback
 
 import click
 
 from eolab import __version__
-from eolab.core.errors import EolabError
+from eolab.core.errors import EolabError, from_os_error, from_sqlite_error
+from eolab.core.redact import redact_logs, redact_text
+
+DEBUG_ENV = "EOLAB_DEBUG"
 
 # name -> "module:attribute" of a click command or group. One line per stage.
 COMMANDS: dict[str, str] = {
@@ -46,14 +52,56 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        os.environ[DEBUG_ENV] = "1"  # scripts and subprocesses started from here debug too
+
+
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="eolab")
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help=f"Print the traceback of an error (also: {DEBUG_ENV}=1).",
+)
 def cli() -> None:
     """eolab: Earth-observation downloads to ML-ready data; which storage feeds training fastest."""
 
 
+def debugging() -> bool:
+    """Whether errors print their traceback (``--debug`` or ``EOLAB_DEBUG=1``)."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def as_eolab_error(exc: BaseException) -> EolabError | None:
+    """The user-facing error for an ordinary fault (a full disk, a read-only folder, …)."""
+    if isinstance(exc, EolabError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return from_os_error(exc)
+    if isinstance(exc, sqlite3.Error):
+        return from_sqlite_error(exc)
+    return None
+
+
+def error_line(exc: BaseException) -> str:
+    """``eolab: error: <message>``; an unexpected exception gets its type and a hint."""
+    known = as_eolab_error(exc)
+    if known is not None:
+        message = str(known)
+    else:
+        text = " ".join(str(exc).split()) or "(no message)"
+        message = f"{type(exc).__name__}: {text} (unexpected; rerun with --debug for the traceback)"
+    return redact_text(f"eolab: error: {message}")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI; an EolabError becomes one line on stderr and a non-zero exit."""
+    """Entry point: run the CLI; any error becomes one line on stderr and a non-zero exit (the
+    traceback too under ``--debug`` / ``EOLAB_DEBUG=1``)."""
+    redact_logs()
     try:
         cli.main(args=argv, prog_name="eolab", standalone_mode=False)
     except click.exceptions.Abort:
@@ -62,9 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except EolabError as exc:
-        click.echo(f"eolab: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("eolab: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # the last resort: one line, never a bare traceback
+        if debugging():
+            traceback.print_exc()
+        click.echo(error_line(exc), err=True)
+        known = as_eolab_error(exc)
+        sys.exit(known.exit_code if known is not None else 1)

@@ -240,7 +240,7 @@ def tiles(
     Reruns resume: patches already verified are skipped, pending deletions are finished.
     Writes OUT_DIR/summary.json and one JSON line per patch to OUT_DIR/log.jsonl.
     """
-    from eolab.benv2.convert import TilesOptions, convert
+    from eolab.benv2.convert import TilesOptions, convert, raise_for_failures
     from eolab.benv2.names import REFMAP_DIR, S1_DIR, S2_DIR, expand_bands
     from eolab.core.errors import ConfigError
 
@@ -314,6 +314,7 @@ def tiles(
     }
     click.echo(json.dumps(brief))
     click.echo(f"summary: {Path(out_dir) / 'summary.json'}")
+    raise_for_failures(summary, out_dir)
 
 
 @click.command("benv2")

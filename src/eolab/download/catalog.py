@@ -20,6 +20,7 @@ from typing import IO, Any
 import ijson
 
 from eolab.core.errors import InputError
+from eolab.core.redact import redact_url
 from eolab.download.fetch import bounded_map, local_path
 from eolab.download.filters import item_interval
 
@@ -88,12 +89,12 @@ def _bbox_of(item: dict[str, Any]) -> tuple[float, float, float, float] | None:
 def item_record(item: dict[str, Any], href: str, parent_collection: str | None) -> ItemRecord:
     """Reduce an item document to the fields the downloader needs (hrefs made absolute)."""
     if item.get("type") != "Feature" or "id" not in item:
-        raise InputError(f"{href}: not a STAC item (type={item.get('type')!r})")
+        raise InputError(f"{redact_url(href)}: not a STAC item (type={item.get('type')!r})")
     collection = item.get("collection") or parent_collection or "_items"
     try:
         interval = item_interval(item.get("properties") or {})
     except InputError as exc:
-        raise InputError(f"{href}: {exc}") from exc
+        raise InputError(f"{redact_url(href)}: {exc}") from exc
     geometry = item.get("geometry")
     assets = []
     for key, asset in (item.get("assets") or {}).items():
@@ -121,6 +122,9 @@ def item_record(item: dict[str, Any], href: str, parent_collection: str | None) 
     )
 
 
+STAC_TYPES = frozenset({"Catalog", "Collection", "Feature"})
+
+
 class CatalogWalker:
     """Iterate the items of a static catalog rooted at ``root`` (a path or URL)."""
 
@@ -138,7 +142,7 @@ class CatalogWalker:
     def _open(self, href: str) -> IO[bytes]:
         if is_remote(href):
             if self.read_bytes is None:
-                raise InputError(f"{href}: remote catalog but no fetcher given")
+                raise InputError(f"{redact_url(href)}: remote catalog but no fetcher given")
             return io.BytesIO(self.read_bytes(href))
         try:
             return open(local_path(href), "rb")
@@ -162,6 +166,12 @@ class CatalogWalker:
             self.documents += 1
             with self._open(href) as fh:
                 kind, doc_id = _header(fh, href)
+                if kind not in STAC_TYPES:
+                    raise InputError(
+                        f"{redact_url(href)}: not a STAC catalog, collection or item "
+                        f"(type={kind!r}; give the catalog.json or collection.json of a STAC "
+                        "dataset)"
+                    )
                 if kind == "Feature":
                     yield href, parent_collection
                     continue
@@ -181,7 +191,7 @@ class CatalogWalker:
             try:
                 doc = json.load(fh)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InputError(f"{href}: invalid JSON: {exc}") from exc
+                raise InputError(f"{redact_url(href)}: invalid JSON: {exc}") from exc
         return item_record(doc, href, collection)
 
     def items(self) -> Iterator[ItemRecord]:
@@ -207,7 +217,7 @@ def _header(fh: IO[bytes], href: str) -> tuple[str | None, str | None]:
                 if len(found) == 2:
                     break
     except ijson.JSONError as exc:
-        raise InputError(f"{href}: invalid JSON: {exc}") from exc
+        raise InputError(f"{redact_url(href)}: invalid JSON: {exc}") from exc
     return found.get("type"), found.get("id")
 
 
@@ -218,4 +228,4 @@ def _links(fh: IO[bytes], href: str) -> Iterator[tuple[str, str]]:
             if isinstance(link, dict) and link.get("href"):
                 yield str(link.get("rel", "")), resolve_href(href, link["href"])
     except ijson.JSONError as exc:
-        raise InputError(f"{href}: invalid JSON: {exc}") from exc
+        raise InputError(f"{redact_url(href)}: invalid JSON: {exc}") from exc

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import urllib3
 
+from eolab.core.errors import RemoteError
 from eolab.core.hashing import (
     Checksum,
     ChecksumFormatError,
@@ -40,6 +41,7 @@ from eolab.core.hashing import (
     parse_multihash,
     parse_s3_etag,
 )
+from eolab.core.redact import redact_text, redact_url
 from eolab.core.retry import RetryPolicy, retry_call
 
 CHUNK = 1 << 20
@@ -54,13 +56,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class FetchError(Exception):
-    """A download that failed for good (after retries, or at once for a 4xx)."""
+class FetchError(RemoteError):
+    """A download that failed for good (after retries, or at once for a 4xx). The message names
+    the href without its query string (a signed link's credentials)."""
 
     def __init__(self, href: str, reason: str, status: int | None = None, attempts: int = 1):
-        super().__init__(f"{href}: {reason}")
+        self.reason = redact_text(reason)
+        super().__init__(f"{redact_url(href)}: {self.reason}")
         self.href = href
-        self.reason = reason
         self.status = status
         self.attempts = attempts
 

@@ -18,6 +18,7 @@ import csv
 import errno
 import hashlib
 import os
+import sqlite3
 import time
 import urllib.parse
 from collections import Counter
@@ -29,8 +30,9 @@ from typing import Any
 
 from eolab.core import disk
 from eolab.core.atomic import atomic_open, write_json
-from eolab.core.errors import DiskSpaceError, InputError, RemoteError
+from eolab.core.errors import DiskSpaceError, InputError, RemoteError, from_sqlite_error
 from eolab.core.hashing import MultiHasher, file_hexdigest
+from eolab.core.redact import redact_text, redact_url
 from eolab.download.assetdb import AssetDB, safe_component
 from eolab.download.catalog import CatalogWalker, is_remote
 from eolab.download.extract import archive_stem, extract_archive, is_archive_name
@@ -181,6 +183,15 @@ class StacDatasetDownloader:
 
     # --- steps ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        except sqlite3.OperationalError as exc:  # a full disk surfaces here without a file name
+            known = from_sqlite_error(exc, self.dir / DB_NAME)
+            if known is None:
+                raise
+            raise known from exc
+
+    def _run(self) -> dict[str, Any]:
         t0 = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         with run_lock(self.dir), AssetDB(self.dir / DB_NAME) as db:
@@ -264,7 +275,9 @@ class StacDatasetDownloader:
             h = resp.headers
             return f"{h.get('ETag')}|{h.get('Last-Modified')}|{h.get('Content-Length')}"
         except Exception as exc:  # offline or refused: the caller keeps the copy it has
-            self.stats["archive_check"] = f"could not ask {url}: {type(exc).__name__}: {exc}"
+            self.stats["archive_check"] = redact_text(
+                f"could not ask {redact_url(url)}: {type(exc).__name__}: {exc}"
+            )
             return None
 
     def index(self, db: AssetDB, root: str, fingerprint: str) -> bool:
@@ -401,7 +414,8 @@ class StacDatasetDownloader:
         with atomic_open(self.dir / ERRORS_NAME, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["path", "href", "error", "http_status", "attempts"])
-            writer.writerows(failures)
+            # a signed href's query string is a credential: never in a report
+            writer.writerows((dest, redact_url(href), *rest) for dest, href, *rest in failures)
 
 
 @contextlib.contextmanager
@@ -457,7 +471,7 @@ def failure_message(failures: list[tuple], report: Path, show: int = 10) -> str:
     """One paragraph naming the failed files (the first ``show``) and the report."""
     lines = [f"{len(failures)} asset(s) failed to download (details in {report}):"]
     for dest, href, error, _status, _attempts in failures[:show]:
-        lines.append(f"  {dest} <- {href}: {error}")
+        lines.append(f"  {dest} <- {redact_url(href)}: {redact_text(str(error))}")
     if len(failures) > show:
         lines.append(f"  ... and {len(failures) - show} more")
     lines.append("Rerun the same command to retry them; finished files are kept.")

@@ -40,7 +40,8 @@ import requests
 import urllib3
 
 from eolab.core.atomic import write_bytes
-from eolab.core.errors import InputError, RemoteError
+from eolab.core.errors import InputError, RemoteError, from_os_error
+from eolab.core.redact import redact_text, redact_url
 from eolab.download.fetch import (
     USER_AGENT,
     RetryPolicy,
@@ -94,12 +95,17 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-def redact(url: str) -> str:
-    """A URL without its query string (signed links carry their credentials there)."""
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(
-        (parts.scheme, parts.netloc, parts.path, "…" if parts.query else "", "")
-    )
+def wait_or_give_up(
+    name: str,
+    retry: RetryPolicy,
+    attempt: int,
+    exc: _Retryable,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Sleep before the next try of link ``name``, or raise `TransferError` after the last."""
+    if attempt >= retry.attempts:
+        raise TransferError(f"link {name!r}: {exc} (gave up after {attempt} tries)")
+    sleep(retry.delay(attempt, exc.retry_after))
 
 
 def check_name(name: str) -> str:
@@ -118,7 +124,7 @@ def _link(name: str | None, entry: Any, where: str) -> Link:
         raise InputError(f"{where}: each link needs a 'url' string")
     url = entry["url"]
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise InputError(f"{where}: {redact(url)} is not an http(s) URL")
+        raise InputError(f"{where}: {redact_url(url)} is not an http(s) URL")
     name = entry.get("name") or name or posixpath.basename(urllib.parse.urlsplit(url).path)
     sha = entry.get("sha256")
     if sha is not None and not _SHA256.match(str(sha).lower()):
@@ -224,9 +230,7 @@ class RangeStream:
                 self._wait(attempt, _Retryable(f"{type(exc).__name__}: {exc}"))
 
     def _wait(self, attempt: int, exc: _Retryable) -> None:
-        if attempt >= self.retry.attempts:
-            raise TransferError(f"link {self.link.name!r}: {exc} (gave up after {attempt} tries)")
-        self.sleep(self.retry.delay(attempt, exc.retry_after))
+        wait_or_give_up(self.link.name, self.retry, attempt, exc, self.sleep)
 
     def _open_once(self) -> None:
         self.close()
@@ -527,23 +531,50 @@ def make_target(dest: str, s3_endpoint: str | None = None, pool_size: int = 16):
 
 
 # --- one link ----------------------------------------------------------------------------
-def probe_size(session: requests.Session, link: Link, timeout) -> int | None:
+def probe_size(
+    session: requests.Session,
+    link: Link,
+    timeout,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int | None:
     """The size behind a link: HEAD first; signed GET links often refuse HEAD (the signature
-    covers the method), so a 403/405 is asked again as ``GET Range: bytes=0-0``."""
+    covers the method), so a 403/405 is asked again as ``GET Range: bytes=0-0``. A 429/5xx or a
+    dropped connection is retried like the body (``retry``); None when HEAD cannot connect (the
+    body transfer then retries and reports)."""
+    retry = retry or RetryPolicy()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return _probe_once(session, link, timeout)
+        except _Retryable as exc:
+            wait_or_give_up(link.name, retry, attempt, exc, sleep)
+
+
+def _probe_once(session: requests.Session, link: Link, timeout) -> int | None:
     try:
         resp = session.head(link.url, timeout=timeout, allow_redirects=True)
     except (requests.ConnectionError, requests.Timeout):
         return None
     with resp:
-        if resp.status_code < 400:
+        status = resp.status_code
+        if status < 400:
             length = resp.headers.get("Content-Length")
             return int(length) if length and length.isdigit() else None
-    with session.get(
-        link.url,
-        headers={"Range": "bytes=0-0", "Accept-Encoding": "identity"},
-        stream=True,
-        timeout=timeout,
-    ) as resp:
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            raise _Retryable(f"HTTP {status} {resp.reason} to HEAD", retry_after)
+    try:
+        resp = session.get(
+            link.url,
+            headers={"Range": "bytes=0-0", "Accept-Encoding": "identity"},
+            stream=True,
+            timeout=timeout,
+        )
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise _Retryable(f"{type(exc).__name__} asking the size") from exc
+    with resp:
         if resp.status_code == 206:
             return parse_content_range(resp.headers.get("Content-Range"))[1]
         _check_status(link.name, resp)
@@ -571,6 +602,13 @@ def part_size_for(size: int | None, part_size: int) -> int:
     return max(part_size, math.ceil(needed / MiB) * MiB)
 
 
+def describe_failure(exc: Exception, where: str | os.PathLike) -> str:
+    """A full or read-only destination names the file and a hint; anything else its type."""
+    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, requests.RequestException):
+        return str(from_os_error(exc, where))
+    return f"{type(exc).__name__}: {exc}"
+
+
 def transfer_link(
     link: Link,
     target,
@@ -591,7 +629,7 @@ def transfer_link(
         if existing is not None and link.sha256 is not None and is_identical(existing, link, None):
             result.status, result.bytes, result.sha256 = "skipped", existing[0], existing[1]
             return result
-        size = probe_size(session, link, timeout)
+        size = probe_size(session, link, timeout, retry)
         if size is not None and on_size is not None:
             on_size(size)
         if is_identical(existing, link, size):
@@ -635,15 +673,16 @@ def transfer_link(
         result.resumes = stream.resumes
         return result
     except TransferError as exc:
-        result.error, result.expired = str(exc), exc.expired
+        result.error, result.expired = redact_text(str(exc)), exc.expired
     except Exception as exc:  # S3 and I/O errors: report by name, let the other links go on
-        result.error = f"link {link.name!r}: {type(exc).__name__}: {exc}"
+        where = getattr(writer, "part", None) or result.destination
+        result.error = redact_text(f"link {link.name!r}: {describe_failure(exc, where)}")
     finally:
         if result.status == "failed" and writer is not None:
             try:
                 writer.abort()
             except Exception as exc:  # the report must still name the original failure
-                result.error = f"{result.error}; aborting the upload failed too: {exc}"
+                result.error = redact_text(f"{result.error}; aborting the upload failed too: {exc}")
         session.close()
         result.seconds = round(time.monotonic() - t0, 3)
     return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from eolab.core import atomic
 from eolab.core.errors import InputError
 
 MANIFEST_VERSION = 1
+# the tile in a product name: S2A_MSIL1C_20240401T085207_N0510_R079_T35VLH_20240401T104047
+_PRODUCT_TILE = re.compile(r"_T(\d{2}[A-Z]{3})_")
 log = logging.getLogger(__name__)
 
 
@@ -42,10 +45,33 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise InputError(f"{path}: products manifest not found") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: products manifest is not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: products manifest must be a JSON object")
     for key in ("tile", "year", "products"):
         if key not in doc:
             raise InputError(f"{path}: products manifest lacks '{key}'")
+    if not isinstance(doc["products"], list):
+        raise InputError(f"{path}: 'products' must be a list")
+    for i, product in enumerate(doc["products"]):
+        check_product(path, i, product, doc["tile"])
     return doc
+
+
+def check_product(path: Path, index: int, product: Any, tile: str) -> None:
+    """Refuse an entry without ``id``/``path``, or a product of another tile than the manifest's
+    (its COGs and cube would silently mix two tiles)."""
+    if not isinstance(product, dict):
+        raise InputError(f"{path}: products[{index}] is not an object")
+    for key in ("id", "path"):
+        if not isinstance(product.get(key), str) or not product[key]:
+            name = product.get("id") or f"products[{index}]"
+            raise InputError(f"{path}: {name} lacks '{key}' (every product needs 'id' and 'path')")
+    match = _PRODUCT_TILE.search(product["id"])
+    if match and match.group(1) != tile:
+        raise InputError(
+            f"{path}: {product['id']} is of tile {match.group(1)}, the manifest of tile {tile} "
+            "(one manifest per tile: move it to its own tile's manifest)"
+        )
 
 
 def usable_products(path: str | Path) -> list[dict[str, Any]]:

@@ -5,13 +5,13 @@ import json
 import pytest
 
 from eolab.core.errors import InputError
+from eolab.core.redact import redact_url as redact
 from eolab.download.url_to_s3 import (
     MiB,
     check_name,
     is_identical,
     load_links,
     part_size_for,
-    redact,
 )
 
 SHA = "ab" * 32

@@ -48,3 +48,28 @@ def test_unverified_products_are_left_out_with_a_warning_and_none_left_is_an_err
     write_manifest(path, "35VLH", 2024, "cdse", [products[1]])
     with pytest.raises(InputError, match="none of its 1 products is verified"):
         product_paths(path)
+
+
+VLH = "S2A_MSIL1C_20240401T085207_N0510_R079_T35VLH_20240401T104047"
+VMH = "S2A_MSIL1C_20240702T090035_N0510_R086_T35VMH_20240702T101116"
+
+
+@pytest.mark.parametrize(
+    "product, message",
+    [
+        ({"id": VLH}, f"{VLH} lacks 'path'"),
+        ({"path": "x.SAFE"}, r"products\[1\] lacks 'id'"),
+        ("x.SAFE", r"products\[1\] is not an object"),
+        ({"id": VMH, "path": "v.SAFE"}, f"{VMH} is of tile 35VMH, the manifest of tile 35VLH"),
+    ],
+)
+def test_bad_product_entries_are_refused_naming_manifest_and_product(tmp_path, product, message):
+    import json
+
+    path = tmp_path / "35VLH_2024.json"
+    good = {"id": VLH, "path": "a.SAFE", "datetime": "2024-04-01T08:52:07.024Z"}
+    doc = {"version": 1, "tile": "35VLH", "year": 2024, "products": [good, product]}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=message) as info:
+        product_paths(path)
+    assert str(info.value).startswith(f"{path}: ")
