@@ -23,7 +23,7 @@ def test_demo_writes_the_patch_load_benchmark(demo_run):
     config, lab, tiles = _lab_config()
     year = config["sentinel2"]["year"]
     for tile in tiles:
-        path = demo_run / "results" / "benchmark" / "patch_load" / f"{tile}_{year}.json"
+        path = demo_run / "results" / "lab" / "patch_load" / f"{tile}_{year}.json"
         doc = json.loads(path.read_text())
         jsonschema.validate(doc, RESULT_SCHEMA)
         assert doc["tile"] == tile and doc["repeats"] == lab["repeats"]

@@ -236,12 +236,12 @@ def products_to_cog(
     year: int | None = None,
 ) -> list[dict[str, Any]]:
     """Convert many products; optionally write a listing JSON (paths relative to its folder)."""
-    from tqdm import tqdm
+    from eolab.core.progress import bar as progress_bar
 
     Path(outdir).mkdir(parents=True, exist_ok=True)
     docs = [
         product_to_cog(p, outdir, options, workers)
-        for p in tqdm(list(safe_paths), desc="cog", unit="product", disable=not progress)
+        for p in progress_bar(list(safe_paths), desc="cog", unit="product", disable=not progress)
     ]
     docs.sort(key=lambda d: (d["datetime"], d["id"]))
     if listing is not None:
