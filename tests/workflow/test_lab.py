@@ -60,6 +60,7 @@ def test_snakemake_report_builds(demo_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = out.read_text(errors="replace")
     assert "load_times_" in html and "throughput_" in html and "file_sizes_" in html
+    assert "feeds training fastest" in html  # the workflow description, report/workflow.rst
 
 
 def test_bench_config_validates_and_plans(tmp_path):
