@@ -79,13 +79,14 @@ def bar(
     desc: str | None = None,
     total: float | None = None,
     unit: str = "it",
-    disable: bool = False,
+    disable: bool | None = False,
     file: TextIO | None = None,
     **kwargs: Any,
 ) -> tqdm:
     """A progress bar over ``iterable`` (or updated by hand with ``total``), on stderr by default:
     tqdm on a terminal, else one line per 10 % (see the module's docstring). ``disable=True``
-    shows nothing; other keywords go to tqdm."""
+    shows nothing (None, tqdm's "only on a terminal", counts as False: logs get the lines);
+    other keywords go to tqdm."""
     stream = file if file is not None else sys.stderr
     if disable or is_terminal(stream):
         return tqdm(iterable, desc=desc, total=total, unit=unit, disable=disable, file=stream,
