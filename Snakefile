@@ -33,9 +33,38 @@ include: "rules/report.smk"
 include: "rules/chips.smk"
 include: "rules/benv2.smk"
 include: "rules/download.smk"
+include: "rules/collect.smk"
 
 
+report: "report/workflow.rst"
+
+
+# Tiny jobs run where Snakemake runs (under profiles/slurm: not as 60-minute, 4 GB Slurm jobs).
+localrules:
+    all,
+    fixtures,
+    intake,
+    download,
+    sentinel2,
+    benv2,
+    chips,
+    lab,
+    report,
+    chips_items,
+    chips_catalog,
+    chips_merge,
+    plot_file_sizes,
+    plot_patch_load,
+
+
+# The demo: every stage of rules/collect.smk except `download` (on request only).
 rule all:
     default_target: True
     input:
-        DEMO_TARGETS,
+        rules.fixtures.input,
+        rules.intake.input,
+        rules.sentinel2.input,
+        rules.benv2.input,
+        rules.chips.input,
+        rules.lab.input,
+        rules.report.input,

@@ -8,7 +8,7 @@ rule benchmark_patch_load:
     input:
         unpack(patch_load_inputs),
     output:
-        result=results("benchmark", "patch_load", "{tile}_{year}.json"),
+        result=results("lab", "patch_load", "{tile}_{year}.json"),
     log:
         log_path("benchmark_patch_load", "{tile}_{year}"),
     benchmark:
@@ -35,9 +35,3 @@ rule benchmark_patch_load:
         " --repeats {params.repeats} --seed {params.seed} --patch-size {params.size}"
         " --align {params.align} {params.drop} {params.baseline}"
         " --s3-log {params.s3_log:q} {params.options} --out {output.result:q} > {log} 2>&1"
-
-
-for _tile in LAB_TILES:
-    DEMO_TARGETS += expand(
-        rules.benchmark_patch_load.output.result, tile=_tile, year=S2_YEAR
-    )

@@ -29,6 +29,3 @@ rule benv2_tiles:
     shell:
         "eolab benv2 tiles --root {params.root} --out_dir {params.out} {params.options}"
         " --workers {threads} --no-progress > {log} 2>&1"
-
-
-DEMO_TARGETS += rules.benv2_tiles.output

@@ -99,13 +99,10 @@ rule chips_prechip:
     params:
         out=lambda w, output: Path(output.manifest).parent,
         source=PRECHIP["source"],
-        sources=lambda w, input: " ".join(
-            (
-                f"--zarr {s.removesuffix('.summary.json')}"
-                if PRECHIP["source"] == "zarr"
-                else f"--items {s}"
-            )
-            for s in input.sources
+        sources=" ".join(
+            (f"--zarr {zarr_store('zarr', tile, S2_YEAR)}" for tile in S2_TILES)
+            if PRECHIP["source"] == "zarr"
+            else [f"--items {rules.chips_catalog.output.catalog}"]
         ),
         resolution=PRECHIP["resolution"],
         max_cloud=PRECHIP["max_cloud"],
@@ -119,10 +116,3 @@ rule chips_prechip:
         " --max-nodata {params.max_nodata} --sample {params.sample}"
         " --batch-size {params.batch_size} --seed {params.seed} --out {params.out}"
         " > {log} 2>&1"
-
-
-DEMO_TARGETS += [
-    rules.chips_catalog.output.catalog,
-    rules.chips_merge.output.index,
-    rules.chips_prechip.output.manifest,
-]

@@ -1,13 +1,14 @@
-# Helpers shared by every stage: paths, wildcard constraints, the demo's target list.
+# Helpers shared by every stage: paths, wildcard constraints, the Slurm account check.
+import os
+import sys
 from pathlib import Path
 
+# Each config writes under its own folder (config key `results`), so a cluster or bench config
+# never plans reruns of the demo's jobs: every rule path goes through results() below.
 RESULTS = Path(config["results"])
 LOGS = RESULTS / "logs"
 BENCHMARKS = RESULTS / "benchmarks"
 CONDA_ENV = "../envs/eolab.yaml"
-
-# Every stage appends the file targets that `rule all` (the demo) builds.
-DEMO_TARGETS = []
 
 
 wildcard_constraints:
@@ -28,6 +29,31 @@ def log_path(rule_name, *wildcards):
 def benchmark_path(rule_name, *wildcards):
     """The Snakemake benchmark TSV of a rule."""
     return str(BENCHMARKS.joinpath(rule_name, *wildcards)) + ".tsv"
+
+
+def check_slurm_account():
+    """Stop the plan when the profile's Slurm account is an unset environment variable (profiles
+    say `slurm_account: "$CSC_PROJECT"`): every job would be submitted with it verbatim.
+    """
+    # Inside a submitted job the plan was checked already.
+    if workflow.remote_exec:
+        return
+    settings = workflow.resource_settings
+    per_rule = [
+        settings.default_resources or {},
+        *settings.overwrite_resources.values(),
+    ]
+    for resources in per_rule:
+        account = resources.get("slurm_account")
+        raw = str(account.raw) if account is not None else ""
+        if "$" in raw and os.path.expandvars(raw) == raw:
+            sys.exit(
+                f"eolab: error: the Slurm account is {raw}, an unset environment variable:"
+                f" export {raw.strip('${}')}=project_<number> (your billing project) first"
+            )
+
+
+check_slurm_account()
 
 
 S2 = config["sentinel2"]

@@ -1,5 +1,5 @@
 # STAC datasets (Radiant MLHub style) downloaded on request; not part of the offline demo:
-#   snakemake results/download/stac/<name>/_download-summary.json
+#   snakemake results/download/stac/<name>/_download-summary.json   (all of them: snakemake download)
 # for a <name> under download.stac_datasets in the config. Reruns resume and skip what is done;
 # a failed asset fails the job (details in results/download/stac/<name>/_download-errors.csv).
 import re

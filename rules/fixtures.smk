@@ -41,10 +41,3 @@ rule fixtures_benv2:
     shell:
         "eolab fixtures benv2 --out {params.out} --patches {params.patches}"
         " --seed {params.seed} > {log} 2>&1"
-
-
-if S2["source"] == "fixtures":
-    DEMO_TARGETS += expand(
-        rules.fixtures_sentinel2.output.manifest, tile=S2_TILES, year=S2_YEAR
-    )
-DEMO_TARGETS += rules.fixtures_benv2.output

@@ -50,15 +50,3 @@ rule plot_patch_load:
         CONDA_ENV
     script:
         "../scripts/plot_patch_load.py"
-
-
-for _tile in LAB_TILES:
-    DEMO_TARGETS += expand(rules.plot_file_sizes.output.png, tile=_tile, year=S2_YEAR)
-    DEMO_TARGETS += expand(
-        [
-            rules.plot_patch_load.output.load_times,
-            rules.plot_patch_load.output.throughput,
-        ],
-        tile=_tile,
-        year=S2_YEAR,
-    )

@@ -113,15 +113,3 @@ rule zip_zarr:
         store=lambda w: zarr_store("zarr", w.tile, w.year),
     shell:
         "eolab zarr zip {params.store:q} {output.zip:q} > {log} 2>&1"
-
-
-DEMO_TARGETS += expand(
-    [
-        rules.safe_to_cog.output.listing,
-        rules.safe_to_zarr.output.summary,
-        rules.safe_to_zarr_sharded.output.summary,
-        rules.zip_zarr.output.zip,
-    ],
-    tile=S2_TILES,
-    year=S2_YEAR,
-)

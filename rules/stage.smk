@@ -9,9 +9,10 @@ rule stage_network:
     input:
         lambda w: product_deps(w.format, w.tile, w.year),
     output:
-        directory(
+        folder=directory(
             str(Path(STORAGE["network"] or "network") / "{format}" / "{tile}_{year}")
         ),
+        timing=stage_timing("network"),
     log:
         log_path("stage_network", "{format}", "{tile}_{year}"),
     benchmark:
@@ -20,12 +21,11 @@ rule stage_network:
         CONDA_ENV
     params:
         entry=lambda w: format_product(w.format, w.tile, w.year),
-        timing=stage_timing("network"),
         options=STORAGE_OPTIONS,
     shell:
         "eolab stage copy --format {wildcards.format} --input {params.entry:q}"
-        " --dest {output:q} --tile {wildcards.tile} --year {wildcards.year}"
-        " --timing {params.timing:q} {params.options} > {log} 2>&1"
+        " --dest {output.folder:q} --tile {wildcards.tile} --year {wildcards.year}"
+        " --timing {output.timing:q} {params.options} > {log} 2>&1"
 
 
 rule stage_copy_temp:
@@ -137,7 +137,3 @@ rule stage_unzip_temp:
         "eolab stage unzip --format zarr-zip --input {params.entry:q}"
         " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
         " {params.options} > {log} 2>&1"
-
-
-for _tile in LAB_TILES:
-    DEMO_TARGETS += staging_timings(_tile, S2_YEAR)

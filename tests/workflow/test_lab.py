@@ -23,7 +23,7 @@ def test_demo_writes_the_patch_load_benchmark(demo_run):
     config, lab, tiles = _lab_config()
     year = config["sentinel2"]["year"]
     for tile in tiles:
-        path = demo_run / "results" / "benchmark" / "patch_load" / f"{tile}_{year}.json"
+        path = demo_run / "results" / "lab" / "patch_load" / f"{tile}_{year}.json"
         doc = json.loads(path.read_text())
         jsonschema.validate(doc, RESULT_SCHEMA)
         assert doc["tile"] == tile and doc["repeats"] == lab["repeats"]
@@ -60,6 +60,7 @@ def test_snakemake_report_builds(demo_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = out.read_text(errors="replace")
     assert "load_times_" in html and "throughput_" in html and "file_sizes_" in html
+    assert "feeds training fastest" in html  # the workflow description, report/workflow.rst
 
 
 def test_bench_config_validates_and_plans(tmp_path):

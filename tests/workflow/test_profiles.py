@@ -150,3 +150,29 @@ def test_the_local_profile_keeps_intake_jobs_within_the_cdse_connection_quota(tm
     assert a1 <= b0 or b1 <= a0, "two 4-connection jobs overlapped"
     for profile in ("slurm", "roihu", "local"):
         assert load(profile)["resources"] == {"cdse_connections": 4}
+
+
+@pytest.mark.parametrize("profile", ["slurm", "roihu"])
+def test_a_plan_without_csc_project_stops_with_one_line_naming_it(profile):
+    env = {k: v for k, v in os.environ.items() if k != "CSC_PROJECT"}
+    proc = snakemake("-n", "--profile", f"profiles/{profile}", "--configfile", str(REAL_CONFIG),
+                     env=env)  # fmt: skip
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    errors = [line for line in out.splitlines() if line.startswith("eolab: error:")]
+    assert len(errors) == 1 and "$CSC_PROJECT" in errors[0] and "export CSC_PROJECT=" in errors[0]
+    assert "Job stats" not in out and "slurm_account=$CSC_PROJECT" not in out
+
+
+def test_tiny_jobs_are_local_rules_not_slurm_jobs():
+    """Under profiles/slurm, a rule not in `localrules` becomes a Slurm job of the defaults."""
+    text = (ROOT / "Snakefile").read_text()
+    block = re.search(r"^localrules:\n((?:    \w+,\n)+)", text, re.M)
+    assert block, "no localrules block in the Snakefile"
+    local = set(re.findall(r"(\w+),", block.group(1)))
+    tiny = {"all", "chips_catalog", "chips_items", "chips_merge", "plot_file_sizes",
+            "plot_patch_load"}  # fmt: skip
+    stages = {"fixtures", "intake", "download", "sentinel2", "benv2", "chips", "lab", "report"}
+    assert tiny | stages <= local
+    assert local <= workflow_rules(), local - workflow_rules()
+    assert not local & set(HEAVY)

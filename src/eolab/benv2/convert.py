@@ -716,11 +716,11 @@ def convert_unlocked(
     ``free_gb(path) -> float`` and ``sleep(seconds)`` replace the real free-space check and wait
     (tests). Raises DiskSpaceError after writing the summary when the disk guard gives up.
     """
-    from tqdm import tqdm
-
     from eolab.benv2.guard import DiskGuard, free_gb_on
     from eolab.benv2.journal import Journal
     from eolab.benv2.writers import remove_stale_tmp
+    from eolab.core.progress import bar as progress_bar
+    from eolab.core.progress import write as progress_write
 
     t0 = time.perf_counter()
     opts.out_dir = Path(opts.out_dir)
@@ -731,7 +731,7 @@ def convert_unlocked(
     state = journal.load()
     remove_stale_tmp(opts.out_dir / "patches")
     _remove_stale_store_tmp(opts.out_dir / "zarr")
-    say = notify or tqdm.write
+    say = notify or progress_write
     guard = DiskGuard(
         opts.out_dir,
         min_free_gb=opts.min_free_gb,
@@ -766,7 +766,9 @@ def convert_unlocked(
             t = time.perf_counter()
             _start_workers(pool, opts.workers)
             timings["pool_start_s"] = time.perf_counter() - t
-            bar = tqdm(total=len(todo), unit="patch", disable=not opts.progress, mininterval=0.5)
+            bar = progress_bar(
+                total=len(todo), unit="patch", disable=not opts.progress, mininterval=0.5
+            )
             run = _Run(opts, rows, journal, log_fh, guard, bar)
             for pid in done:
                 run.s1_users[run.rows[pid]["s1_name"]] -= 1

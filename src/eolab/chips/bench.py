@@ -34,12 +34,12 @@ import shapely
 from affine import Affine
 from pyproj import Transformer
 from rasterio.enums import Resampling
-from tqdm import tqdm
 
 from eolab.chips.index import index_item
 from eolab.chips.rasterio_io import gdal_env, read_raster
 from eolab.chips.sensors import Sentinel2L1CStatistics, Sentinel2L2AStatistics
 from eolab.core.atomic import write_json
+from eolab.core.progress import bar as progress_bar
 from eolab.core.provenance import environment
 
 TILE = "35VLH"
@@ -360,7 +360,7 @@ def run(
     try:
         inputs = make_inputs(work, seed)
         paths = inputs["paths"]
-        steps = tqdm(total=5, desc="bench chips", unit="step")
+        steps = progress_bar(total=5, desc="bench chips", unit="step")
         l2a, table = measure_eolab(inputs["l2a"], Sentinel2L2AStatistics(), [paths["scl"]], repeats)
         steps.update(1)
         add_loop(l2a, table, lambda: loop_l2a(inputs["l2a"]), loop_repeats)

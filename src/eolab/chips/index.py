@@ -27,13 +27,13 @@ import pystac
 import shapely
 from affine import Affine
 from pyproj import Transformer
-from tqdm import tqdm
 
 from eolab.chips.rasterio_io import gdal_env
 from eolab.chips.sensors import ChipStatistics, Mask, statistics_for
 from eolab.chips.stats import ChipGrid, chip_fractions
 from eolab.core.atomic import atomic_path
 from eolab.core.errors import InputError
+from eolab.core.progress import bar as progress_bar
 from eolab.core.s3 import S3Access
 
 WGS84 = "EPSG:4326"
@@ -225,7 +225,7 @@ def index_items(
     settings are kept (a rerun resumes)."""
     written = []
     with gdal_env(s3):
-        for item in tqdm(items, desc="chip index", unit="item", disable=not progress):
+        for item in progress_bar(items, desc="chip index", unit="item", disable=not progress):
             path = Path(out_dir) / f"{item.id}.parquet"
             statistics = statistics_for(item, sensor)
             done = index_settings(path) if path.exists() else None

@@ -189,8 +189,7 @@ def items_from_listing(
 ) -> tuple[Path, int]:
     """Items for every product of a COG listing (``eolab sentinel2 to-cog --listing``), with
     SAFE folders from the products manifest, written as one collection at ``out_dir``."""
-    from tqdm import tqdm
-
+    from eolab.core.progress import bar as progress_bar
     from eolab.sentinel2.products import usable_products
 
     listing = Path(listing)
@@ -198,7 +197,7 @@ def items_from_listing(
     entries = doc["products"]
     safes = {p["id"]: (Path(products).parent / p["path"]) for p in usable_products(products)}
     items = []
-    for entry in tqdm(entries, desc="stac items", unit="item", disable=not progress):
+    for entry in progress_bar(entries, desc="stac items", unit="item", disable=not progress):
         if entry["id"] not in safes:
             raise InputError(f"{products}: no SAFE product {entry['id']} (listed in {listing})")
         cogs = {g: listing.parent / rel for g, rel in entry["cogs"].items()}

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pyproj import Transformer
-from tqdm import tqdm
 
 from eolab.chips.chipper import Chipper
 from eolab.core.atomic import atomic_open, write_json
 from eolab.core.errors import InputError
+from eolab.core.progress import bar as progress_bar
 from eolab.core.provenance import environment
 
 
@@ -195,7 +195,9 @@ def prechip(
     bands: list[str] = []
     batches = []
     starts = range(0, len(chosen), batch_size)
-    for b, start in enumerate(tqdm(starts, desc="prechip", unit="batch", disable=not progress)):
+    for b, start in enumerate(
+        progress_bar(starts, desc="prechip", unit="batch", disable=not progress)
+    ):
         rows = chosen.iloc[start : start + batch_size]
         path = out_dir / f"batch_{b:05d}.npz"
         stats = _existing_batch(path, rows["chipid"].tolist()) if path.exists() else None

@@ -16,6 +16,8 @@ BENCHMARKS: dict[str, str] = {
 }
 
 
-@click.group(cls=LazyGroup, lazy=BENCHMARKS)
+@click.group(
+    cls=LazyGroup, lazy=BENCHMARKS, short_help="Benchmarks of each stage against a baseline."
+)
 def bench() -> None:
     """Benchmarks (conversion, patch loading, BigEarthNet, downloads, chips)."""

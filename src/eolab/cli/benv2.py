@@ -16,12 +16,12 @@ def reference_option(name: str, **kwargs):
     return click.option(f"--{name}", f"--{name.replace('_', '-')}", name, **kwargs)
 
 
-@click.group()
+@click.group(short_help="BigEarthNet v2 to ML-ready tiles.")
 def benv2() -> None:
     """BigEarthNet v2 (reBEN): convert S1/S2 patch pairs into ML-ready tiles."""
 
 
-@benv2.command("tiles")
+@benv2.command("tiles", short_help="BigEarthNet v2 to npz+json and Zarr stores.")
 @click.option(
     "--root",
     type=_PATH,
@@ -317,7 +317,7 @@ def tiles(
     raise_for_failures(summary, out_dir)
 
 
-@click.command("benv2")
+@click.command("benv2", short_help="BigEarthNet v2: conversion vs TIFF reads.")
 @click.option("--patches", type=click.IntRange(10), default=300, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--repeats", type=click.IntRange(1), default=2, show_default=True)

@@ -81,12 +81,12 @@ def _chipper(index, items, zarr_store, source, resolution, href_map, s3_endpoint
     )
 
 
-@click.group()
+@click.group(short_help="Chip index, merge, chip reads, pre-chipping.")
 def chips() -> None:
     """Chip index (stacchip-style, vectorised), merge, chip reads and pre-chipping."""
 
 
-@chips.command("items")
+@chips.command("items", short_help="STAC items for the COGs of a listing.")
 @click.argument("listing", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Collection folder.")
 @click.option(
@@ -104,7 +104,7 @@ def items_cmd(listing, products, out, collection_id) -> None:
     click.echo(f"{count} items in {path}")
 
 
-@chips.command("catalog")
+@chips.command("catalog", short_help="A root catalog.json linking collections.")
 @click.argument("collections", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="catalog.json path.")
 def catalog_cmd(collections, out) -> None:
@@ -114,7 +114,7 @@ def catalog_cmd(collections, out) -> None:
     click.echo(f"catalog {write_root_catalog(list(collections), out)}")
 
 
-@chips.command("index")
+@chips.command("index", short_help="One GeoParquet chip index per STAC item.")
 @click.argument("items", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for indexes.")
 @click.option("--chip-size", type=click.IntRange(1), default=256, show_default=True)
@@ -143,7 +143,7 @@ def index_cmd(items, out, chip_size, max_nodata, sensor, s3_endpoint) -> None:
     click.echo(f"{len(paths)} chip indexes in {out}")
 
 
-@chips.command("merge")
+@chips.command("merge", short_help="Merge chip indexes into one dataset.")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Dataset folder.")
 def merge_cmd(sources, out) -> None:
@@ -154,7 +154,7 @@ def merge_cmd(sources, out) -> None:
     click.echo(f"{summary['chips']} chips of {summary['items']} items in {out}")
 
 
-@chips.command("get")
+@chips.command("get", short_help="The pixels of one chip.")
 @click.argument("index", type=click.Path(exists=True, path_type=Path))
 @click.argument("row")
 @source_options
@@ -180,7 +180,7 @@ def get_cmd(index, row, items, zarr_store, source, resolution, href_map, s3_endp
         click.echo(f"wrote {out}")
 
 
-@chips.command("prechip")
+@chips.command("prechip", short_help="Sampled chips as npz batches.")
 @click.argument("index", type=click.Path(exists=True, path_type=Path))
 @source_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Batch folder.")
@@ -222,7 +222,7 @@ def prechip_cmd(
     )
 
 
-@click.command("chips")
+@click.command("chips", short_help="Chip index: eolab vs stacchip and a loop.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

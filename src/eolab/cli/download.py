@@ -11,12 +11,12 @@ from eolab.download.fetch import RetryPolicy
 from eolab.download.stac_dataset import DEFAULT_WORKERS
 
 
-@click.group()
+@click.group(short_help="Download STAC datasets and their assets.")
 def download() -> None:
     """Download datasets (STAC catalogs and their assets) with resume, retries and checksums."""
 
 
-@download.command("stac-dataset")
+@download.command("stac-dataset", short_help="Download a STAC dataset and its assets.")
 @click.argument("source")
 @click.option(
     "--out", type=click.Path(path_type=Path), required=True, help="Root folder of datasets."
@@ -132,7 +132,7 @@ def stac_dataset(
     click.echo(f"summary: {Path(summary['folder']) / '_download-summary.json'}")
 
 
-@click.command("download")
+@click.command("download", short_help="Assets/s from a loopback server.")
 @click.option("--assets", type=click.IntRange(10), default=10_000, show_default=True)
 @click.option("--asset-bytes", type=click.IntRange(1), default=16_384, show_default=True)
 @click.option(

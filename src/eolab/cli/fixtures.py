@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 
-@click.group()
+@click.group(short_help="Generate deterministic test fixtures.")
 def fixtures() -> None:
     """Generate deterministic fixtures (same seed -> byte-identical files)."""
 
 
-@fixtures.command("sentinel2")
+@fixtures.command("sentinel2", short_help="Sentinel-2 L1C SAFE products of a tile-year.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Root folder.")
 @click.option("--tile", default="35VLH", show_default=True, help="MGRS tile id.")
 @click.option("--year", type=int, default=2024, show_default=True)
@@ -58,7 +58,7 @@ def sentinel2(out, tile, year, dates, scale, seed, baseline, manifest) -> None:
     )
 
 
-@fixtures.command("benv2")
+@fixtures.command("benv2", short_help="A BigEarthNet v2 folder (S2, S1, metadata).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Root folder.")
 @click.option("--patches", type=click.IntRange(1), default=24, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)

@@ -10,7 +10,7 @@ import click
 from eolab.intake import s3, search
 
 
-@click.group()
+@click.group(short_help="Fetch raw products (resumable).")
 def intake() -> None:
     """Fetch raw products (resumable: a rerun fetches only what is missing or wrong)."""
 
@@ -25,7 +25,7 @@ def _date_range(year, start, end) -> tuple[str, str]:
     return start, end
 
 
-@intake.command("cdse")
+@intake.command("cdse", short_help="Sentinel-2 L1C of one tile from CDSE.")
 @click.option("--tile", required=True, help="MGRS tile id, e.g. 35VLH.")
 @click.option("--year", type=int, default=None, help="Whole UTC year (instead of --start/--end).")
 @click.option("--start", default=None, help="First day (UTC, inclusive), YYYY-MM-DD.")

@@ -30,12 +30,12 @@ def _workers(value: int | None) -> int | None:
     return value or None
 
 
-@click.group()
+@click.group(short_help="Sentinel-2 L1C: SAFE to COG and Zarr.")
 def sentinel2() -> None:
     """Sentinel-2 L1C conversions: SAFE -> COG, SAFE -> Zarr v3 datacube."""
 
 
-@sentinel2.command("to-cog")
+@sentinel2.command("to-cog", short_help="SAFE products to COGs (10m, 20m, 60m).")
 @click.argument("safes", nargs=-1, type=PATH)
 @click.argument("outdir", type=PATH)
 @click.option("--manifest", type=PATH, help="Products manifest: convert every product in it.")
@@ -79,7 +79,7 @@ def to_cog(
     )
 
 
-@sentinel2.command("to-zarr")
+@sentinel2.command("to-zarr", short_help="Append SAFE products to a Zarr v3 cube.")
 @click.argument("safes", nargs=-1, type=PATH)
 @click.option("--store", type=PATH, required=True, help="Zarr v3 store (created or appended).")
 @click.option("--manifest", type=PATH, help="Products manifest: append every product in it.")
@@ -131,7 +131,7 @@ def to_zarr(
     click.echo(f"{store} {state}; {result['decoded']} products decoded; {groups}")
 
 
-@click.command("convert")
+@click.command("convert", short_help="SAFE to Zarr/COG vs decoding the JP2s.")
 @click.option(
     "--out",
     type=PATH,

@@ -140,12 +140,12 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group()
+@click.group(short_help="Timed staging between storages.")
 def stage() -> None:
     """Timed staging: copy to temp, upload to S3, download from S3, zip/unzip on temp."""
 
 
-@stage.command("copy")
+@stage.command("copy", short_help="Copy a format to node-local temp.")
 @common
 @click.option(
     "--dest",
@@ -172,7 +172,7 @@ def copy(fmt, entry, tile, year, timing, dest, **kw) -> None:
     write_timing(timing, result, tile, year, ("network", "temp"), kw["temp_dir"])
 
 
-@stage.command("upload")
+@stage.command("upload", short_help="Upload a format to S3.")
 @common
 def upload(fmt, entry, tile, year, timing, **kw) -> None:
     """Upload a format from the network drive to S3 (parallel files, multipart large files)."""
@@ -188,7 +188,7 @@ def upload(fmt, entry, tile, year, timing, **kw) -> None:
     write_timing(timing, result, tile, year, route, kw["temp_dir"], s3=describe_s3(s3))
 
 
-@stage.command("download")
+@stage.command("download", short_help="Download a format from S3 to temp.")
 @common
 def download(fmt, entry, tile, year, timing, **kw) -> None:
     """Download a format from S3 to node-local temp (uploading it first where it is missing)."""
@@ -217,7 +217,7 @@ def download(fmt, entry, tile, year, timing, **kw) -> None:
     )
 
 
-@stage.command("zip")
+@stage.command("zip", short_help="Zip a Zarr store on node-local temp.")
 @common
 def zip_(fmt, entry, tile, year, timing, **kw) -> None:
     """Zip a Zarr store on node-local temp (the store is copied there first, untimed)."""
@@ -232,7 +232,7 @@ def zip_(fmt, entry, tile, year, timing, **kw) -> None:
     write_timing(timing, result, tile, year, route, kw["temp_dir"], copied_first=setup.to_json())
 
 
-@stage.command("unzip")
+@stage.command("unzip", short_help="Unzip a zipped Zarr on node-local temp.")
 @common
 def unzip(fmt, entry, tile, year, timing, **kw) -> None:
     """Unzip a zipped Zarr on node-local temp (the zip is copied there first, untimed)."""
@@ -261,7 +261,7 @@ def format_inputs(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@click.command("patch-load")
+@click.command("patch-load", short_help="Load random patches: formats x storages.")
 @format_inputs
 @click.option("--tile", required=True)
 @click.option("--year", type=int, required=True)

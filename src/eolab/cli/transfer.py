@@ -16,12 +16,12 @@ def _size(text: str) -> int:
     return int(t)
 
 
-@click.group()
+@click.group(short_help="Stream remote files into S3 or a folder.")
 def transfer() -> None:
     """Stream remote files (e.g. expiring signed links) into S3 or a local folder."""
 
 
-@transfer.command("urls-to-s3")
+@transfer.command("urls-to-s3", short_help="Stream links into S3 or a folder.")
 @click.argument("links", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dest", required=True, help="s3://bucket/prefix or a local folder.")
 @click.option(

@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 
-@click.group("zarr")
+@click.group("zarr", short_help="Operations on Zarr v3 stores.")
 def zarr_group() -> None:
     """Operations on Zarr v3 stores."""
 
 
-@zarr_group.command("zip")
+@zarr_group.command("zip", short_help="Zip a finished store (STORED entries).")
 @click.argument("store", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
 def zip_cmd(store: Path, out: Path) -> None:

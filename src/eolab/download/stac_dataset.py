@@ -284,12 +284,12 @@ class StacDatasetDownloader:
         """Walk the catalog into the database unless this exact catalog is indexed already."""
         if not self.options.reindex and db.is_indexed(fingerprint):
             return False
-        from tqdm import tqdm
+        from eolab.core.progress import bar as progress_bar
 
         walker = CatalogWalker(root, self.fetcher.get_bytes, workers=self.options.workers)
         db.begin_index()
         batch = []
-        with tqdm(
+        with progress_bar(
             desc="indexing", unit="item", disable=not self.options.progress, mininterval=0.5
         ) as bar:
             for record in walker.items():
@@ -308,7 +308,7 @@ class StacDatasetDownloader:
 
     def download(self, db: AssetDB, total: int) -> dict[str, Any]:
         """Download every selected file that is not already here; returns the counters."""
-        from tqdm import tqdm
+        from eolab.core.progress import bar as progress_bar
 
         counts: Counter = Counter()
         verified: Counter = Counter()
@@ -317,7 +317,7 @@ class StacDatasetDownloader:
         last_flush = t0
         workers = max(1, self.options.workers)
         pool = ThreadPoolExecutor(workers, thread_name_prefix="stac-dl")
-        bar = tqdm(
+        bar = progress_bar(
             total=total,
             desc="downloading",
             unit="file",

@@ -699,7 +699,7 @@ def transfer_links(
     progress: bool = True,
 ) -> list[TransferResult]:
     """Transfer all links in parallel (default: one worker per link, at most 16)."""
-    from tqdm import tqdm
+    from eolab.core.progress import bar as progress_bar
 
     workers = workers or min(len(links), 16)
     target = make_target(dest, s3_endpoint, pool_size=max(10, workers * 2))
@@ -708,7 +708,7 @@ def transfer_links(
             raise InputError(f"part size {part_size} is below S3's minimum of 5 MiB")
         target.check_bucket()
     lock = threading.Lock()
-    bar = tqdm(
+    bar = progress_bar(
         total=sum(lk.size or 0 for lk in links) or None,
         unit="B",
         unit_scale=True,

@@ -70,12 +70,14 @@ class _Progress:
     """Two tqdm bars (products, bytes) updated from worker threads under one lock."""
 
     def __init__(self, products: int, enabled: bool | None):
-        from tqdm.auto import tqdm
+        from eolab.core.progress import bar as progress_bar
 
         self._lock = threading.Lock()
-        disable = None if enabled is None else not enabled  # None: only on a terminal
-        self.products = tqdm(total=products, desc="products", unit="product", disable=disable)
-        self.bytes = tqdm(
+        disable = enabled is False  # None: a bar, as lines when not on a terminal
+        self.products = progress_bar(
+            total=products, desc="products", unit="product", disable=disable
+        )
+        self.bytes = progress_bar(
             total=0, desc="bytes", unit="B", unit_scale=True, unit_divisor=1024, disable=disable
         )
 

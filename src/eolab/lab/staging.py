@@ -23,9 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from eolab.core.errors import InputError
+from eolab.core.progress import bar as progress_bar
 from eolab.lab import formats
 
 MULTIPART_CHUNK = 16 * 1024 * 1024
@@ -107,7 +106,7 @@ def _run_parallel(
     start = time.perf_counter()
     total = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        bar = tqdm(total=len(items), desc=desc, unit="file", disable=None)
+        bar = progress_bar(total=len(items), desc=desc, unit="file", disable=None)
         for moved in pool.map(func, items):
             total += moved
             bar.update()

@@ -237,7 +237,7 @@ def products_to_cog(
     year: int | None = None,
 ) -> list[dict[str, Any]]:
     """Convert many products; optionally write a listing JSON (paths relative to its folder)."""
-    from tqdm import tqdm
+    from eolab.core.progress import bar as progress_bar
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -247,7 +247,9 @@ def products_to_cog(
         try:
             docs = [
                 product_to_cog(p, outdir, options, workers)
-                for p in tqdm(list(safe_paths), desc="cog", unit="product", disable=not progress)
+                for p in progress_bar(
+                    list(safe_paths), desc="cog", unit="product", disable=not progress
+                )
             ]
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):

@@ -941,7 +941,7 @@ def _append_tile_year(
     summary: dict[str, Any],
 ) -> None:
     """Repair, plan and write the three groups of one tile-year, decoding each product once."""
-    from tqdm import tqdm
+    from eolab.core.progress import bar as progress_bar
 
     first = next(iter(batch.values()))
     cubes: dict[str, CubeGroup] = {}
@@ -967,7 +967,7 @@ def _append_tile_year(
     order = sorted({p.entry.key for plan in plans.values() for p in plan.values()})
     blocks: dict[str, list[Pending]] = {g: [] for g in GROUPS}
     label = f"zarr {first.tile} {first.year}"
-    for _, pid in tqdm(order, desc=label, unit="date", disable=not progress):
+    for _, pid in progress_bar(order, desc=label, unit="date", disable=not progress):
         todo = [g for g in GROUPS if pid in plans[g] and plans[g][pid].file is None]
         files = _decode_to_staging(batch[pid], todo, cubes, workers) if todo else {}
         summary["decoded"] += bool(todo)
