@@ -119,7 +119,9 @@ class CogSource:
         assets = [
             a
             for a in self.items[item_id].assets.values()
-            if "data" in (a.roles or []) and a.extra_fields.get("bands")
+            if "data" in (a.roles or [])
+            and "band-view" not in (a.roles or [])  # single-band VRTs over the same COGs
+            and a.extra_fields.get("bands")
         ]
         if not assets:
             raise InputError(f"STAC item {item_id}: no data assets with bands")
