@@ -32,6 +32,7 @@ from eolab.chips.merge import read_index
 from eolab.chips.rasterio_io import gdal_env, open_raster
 from eolab.core.errors import InputError
 from eolab.lab.storage import S3Access
+from eolab.sentinel2.datacube import read_labels
 
 # Open COG datasets kept at once while iterating over chips.
 MAX_OPEN = 32
@@ -223,8 +224,8 @@ class ZarrSource:
             transform = Affine(
                 res_x, 0, float(x[0]) - res_x / 2, 0, -res_y, float(y[0]) + res_y / 2
             )
-            product_ids = [str(p) for p in group["product_id"][:]]
-            bands = [str(b) for b in group["band"][:]]
+            product_ids = [str(p) for p in read_labels(group["product_id"])]
+            bands = [str(b) for b in read_labels(group["band"])]
             groups.append((group["data"], product_ids, bands, transform))
         self._groups[key] = groups
         return groups

@@ -474,6 +474,49 @@ def read_stac(path: str | Path) -> pystac.STACObject:
     return obj
 
 
+def export_catalog(
+    catalog: str | Path,
+    out_dir: str | Path,
+    base: str | Path | None = None,
+    href_prefix: str | None = None,
+) -> Path:
+    """Copy ``catalog`` (JSON only) to ``out_dir`` with absolute asset and ``derived_from``
+    hrefs, for readers that resolve relative hrefs against their working folder (stackstac) or
+    a catalog published apart from the data. With ``href_prefix``, paths under ``base`` are
+    rebased onto it (``s3://bucket/results``, ``https://host/results``) once the tree under
+    ``base`` is copied there; links between the JSON files stay relative."""
+    catalog, out_dir = Path(catalog), Path(out_dir)
+    if href_prefix is not None and base is None:
+        raise InputError("--href-prefix needs --base (the folder the prefix stands for)")
+    base_path = Path(base).resolve() if base is not None else None
+    try:
+        root = pystac.read_file(str(catalog.resolve()))
+    except (OSError, ValueError, pystac.STACError) as exc:
+        raise InputError(f"{catalog}: not a readable STAC catalog ({exc})") from exc
+    if not isinstance(root, pystac.Catalog):
+        raise InputError(f"{catalog}: expected a STAC catalog or collection")
+
+    def rebase(href: str) -> str:
+        if href_prefix is None or base_path is None:
+            return href
+        path = Path(href)
+        if not path.is_relative_to(base_path):
+            raise InputError(f"{href}: not under --base {base_path}")
+        return f"{href_prefix.rstrip('/')}/{path.relative_to(base_path).as_posix()}"
+
+    for item in root.get_items(recursive=True):
+        for asset in item.assets.values():
+            asset.href = rebase(asset.get_absolute_href())
+        for link in item.links:
+            if link.rel == "derived_from":
+                link.target = rebase(link.get_absolute_href())
+    root.set_root(root)  # every resolved object's root is this copy, not the file it came from
+    with atomic_path(out_dir) as tmp:
+        root.normalize_hrefs(str(tmp / "catalog.json"))  # tmp ends in .tmp: not a folder name
+        root.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    return out_dir / catalog.name
+
+
 def _relative(target: str, start: Path) -> str:
     return os.path.relpath(target, start)
 
