@@ -313,6 +313,7 @@ def write_collection(
         collection.normalize_hrefs(str(tmp / "collection.json"))  # tmp ends in .tmp
         for item in collection.get_items():
             add_band_views(item, tmp / item.id)
+        collection.extra_fields["item_assets"] = item_assets(items)
         collection.make_all_asset_hrefs_relative()
         collection.set_root(root)
         collection.set_parent(root)
@@ -329,7 +330,7 @@ ROOT_DESCRIPTION = "Products converted by eolab (COGs) with their cloud masks."
 
 
 def new_collection(items: list[pystac.Item], collection_id: str, description: str):
-    """The collection of ``items``: extent, ``summaries`` and ``item_assets`` from the items."""
+    """The collection of ``items``: extent and ``summaries`` from the items."""
     times = sorted(i.datetime for i in items)
     boxes = [i.bbox for i in items]
     bbox = [
@@ -348,7 +349,6 @@ def new_collection(items: list[pystac.Item], collection_id: str, description: st
         stac_extensions=list(COLLECTION_EXTENSIONS),
         summaries=pystac.Summaries(summaries(items)),
     )
-    collection.extra_fields["item_assets"] = item_assets(items)
     return collection
 
 
