@@ -189,7 +189,7 @@ def read_strings(arr) -> np.ndarray:
     values = np.asarray(arr[...])
     attrs = dict(arr.attrs)
     if values.dtype.kind in "OUT":
-        return values.astype(str)
+        return np.array(values.tolist(), dtype=str)  # StringDType needs no width
     if "flag_meanings" in attrs:
         return np.array(attrs["flag_meanings"].split(), dtype=str)[values]
     width = values.shape[1]

@@ -590,7 +590,7 @@ def read_labels(arr: zarr.Array, n: int | None = None) -> np.ndarray:
     """The strings of a label array (codes decoded; string arrays of older stores as they are)."""
     values = arr[:n] if n is not None else arr[:]
     if not np.issubdtype(values.dtype, np.integer):
-        return np.asarray(values).astype(str)
+        return np.array(np.asarray(values).tolist(), dtype=str)  # StringDType needs no width
     return np.array(label_vocabulary(arr.attrs), dtype=str)[values]
 
 
