@@ -32,7 +32,7 @@ def test_every_tile_is_converted_to_cogs_zarr_and_zip(demo_run):
         for kind in ("zarr", "zarr-sharded"):
             store = results / "sentinel2" / kind / f"{tile}_{year}.zarr"
             assert datacube.unfinished(store) == ""
-            ds = xr.open_zarr(store, group=f"{tile}/{year}/10m")
+            ds = datacube.open_dataset(store, tile, year, "10m")  # label codes decoded
             assert list(ds.product_id.values) == ids
         zipped = results / "sentinel2" / "zarr-zip" / f"{tile}_{year}.zarr.zip"
         with zipfile.ZipFile(zipped) as zf:

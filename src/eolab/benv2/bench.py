@@ -123,7 +123,7 @@ def measure_training_reads(
     flat.unlink()
 
     z = zarr.open_group(store_path, mode="r")
-    zx, zl = z["x"], z["labels"][...]
+    zx, zl = z["data"], z["labels"][...]
     out["store_zarr_python"] = _timed_reads(lambda i: (zx[i], zl[i]), few)
 
     def npz(i: int):

@@ -30,6 +30,7 @@ import numpy as np
 
 from eolab.benv2 import names
 from eolab.benv2.reader import GDAL_ENV, PatchError, read_patch
+from eolab.benv2.store import FORMAT_VERSION
 from eolab.benv2.transform import (
     Georef,
     align_s1,
@@ -959,7 +960,10 @@ def _content_id(members, done) -> str:
 
 def _store_content_id(path: Path) -> str | None:
     try:
-        return json.loads((path / "zarr.json").read_text())["attributes"].get("content_id")
+        attrs = json.loads((path / "zarr.json").read_text())["attributes"]
+        if attrs.get("format_version") != FORMAT_VERSION:
+            return None  # an older store layout is rebuilt
+        return attrs.get("content_id")
     except (OSError, KeyError, ValueError):
         return None
 

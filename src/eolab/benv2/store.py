@@ -2,17 +2,22 @@
 
 Layout of ``<out_dir>/zarr/<split>.zarr``:
 
-- ``x``: (patch, band, y, x) float32/float16 normalised values; one chunk per patch, ``S``
-  patches per shard (one file per shard), uncompressed by default;
+- ``data``: (patch, band, y, x) float32/float16 normalised values; one chunk per patch, ``S``
+  patches per shard (one file per shard), uncompressed by default (named ``x`` before store
+  format 2: an array named like a dimension becomes an xarray coordinate, not a variable);
 - ``labels``: (patch, label) uint8 multi-hot over the 19 classes;
-- ``reference_map``: (patch, y, x) uint16 CLC codes (optional), sharded like ``x``;
-- ``patch_id``, ``s1_name``, ``country``, ``split``: (patch,) strings (the patch table);
+- ``reference_map``: (patch, y, x) uint16 CLC codes (optional), sharded like ``data``;
+- ``patch_id``, ``s1_name``: (patch, char) uint8, the ASCII name zero-padded;
+  ``country``, ``split``: (patch,) uint8 codes with CF ``flag_values``/``flag_meanings``
+  (tensorstore reads none of zarr-python's string types; ``read_strings`` decodes both forms);
 - ``norm_min``/``norm_max``/``norm_mean``/``norm_std``: (patch, band) float64 per-patch
   statistics (``patch`` normalisation; ``global`` statistics are in the group attributes).
 
-Any Zarr v3 reader opens it. ``PatchStore`` reads a random patch with one ``pread`` using the
-shard index directly (the layout is fixed by the sharding spec): zarr-python spends ~1.5 ms of
-Python per ``array[i]`` here, which alone would cap random reads near 700 patches/s.
+The root carries consolidated metadata, so xarray opens it in one read and without warnings.
+Any Zarr v3 reader opens it (zarr-python, xarray, tensorstore, xarray-tensorstore).
+``PatchStore`` reads a random patch with one ``pread`` using the shard index directly (the
+layout is fixed by the sharding spec): zarr-python spends ~1.5 ms of Python per
+``array[i]`` here, which alone would cap random reads near 700 patches/s.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ import numpy as np
 from eolab.benv2.names import LABELS, PATCH_PX, npz_key
 
 COMPRESSION = ("none", "lz4", "zstd")
+#: The pixel array (``x`` in format 1 stores, still read by ``PatchStore``).
+PIXELS = "data"
+FORMAT_VERSION = 2
+#: Table columns with few distinct values, stored as codes; other strings as char arrays.
+CATEGORICAL = ("country", "split")
 _EMPTY = np.uint64(2**64 - 1)
 
 
@@ -58,7 +68,7 @@ def create_store(
     nb = len(bands)
     shard = max(1, min(shard_patches, n))
     group.create_array(
-        "x",
+        PIXELS,
         shape=(n, nb, PATCH_PX, PATCH_PX),
         chunks=(1, nb, PATCH_PX, PATCH_PX),
         shards=(shard, nb, PATCH_PX, PATCH_PX),
@@ -86,6 +96,7 @@ def create_store(
             "npz_keys": [npz_key(b) for b in bands],
             "labels": list(LABELS),
             "shard_patches": shard,
+            "format_version": FORMAT_VERSION,
             **(attrs or {}),
         }
     )
@@ -94,7 +105,7 @@ def create_store(
 def write_shard(
     path: Path, start: int, npz_paths: list[str], bands: tuple[str, ...]
 ) -> dict[str, np.ndarray]:
-    """Copy a shard's worth of npz files into ``x`` (and ``reference_map``) from ``start``.
+    """Copy a shard's worth of npz files into ``data`` (and ``reference_map``) from ``start``.
 
     Returns the per-patch normalisation statistics of the shard (from the json sidecars), as
     (patches, bands) arrays, for the patch table.
@@ -107,7 +118,7 @@ def write_shard(
     group = zarr.open_group(path, mode="r+")
     arrays = [decode_npz(Path(p).read_bytes()) for p in npz_paths]
     stop = start + len(arrays)
-    x = group["x"]
+    x = group[PIXELS]
     x[start:stop] = np.stack([np.stack([a[k] for k in keys]) for a in arrays]).astype(x.dtype)
     if "reference_map" in group:
         group["reference_map"][start:stop] = np.stack([a["reference_map"] for a in arrays])
@@ -121,30 +132,96 @@ def write_shard(
 
 
 def write_table(path: Path, table: dict[str, np.ndarray]) -> None:
-    """The small per-patch arrays: labels, names, statistics (each written as one chunk)."""
+    """The small per-patch arrays: labels, names, statistics (each written as one chunk), then
+    the consolidated metadata (the store's last write)."""
     import zarr
 
     group = zarr.open_group(path, mode="r+")
     for name, values in table.items():
         values = np.asarray(values)
+        attrs: dict[str, Any] = {}
         dims = ("patch", "label" if name == "labels" else "band")[: values.ndim]
-        dtype = str if values.dtype.kind in "OUT" else values.dtype
+        if values.dtype.kind in "OUT":
+            values, attrs = encode_strings(name, values)
+            dims = ("patch", f"{name}_char")[: values.ndim]
         arr = group.create_array(
             name,
             shape=values.shape,
             chunks=values.shape,
-            dtype=dtype,
+            dtype=values.dtype,
             dimension_names=dims,
+            attributes=attrs,
         )
         arr[...] = values
+    consolidate(path)
+
+
+def consolidate(path: Path) -> None:
+    """Consolidated metadata at the root (zarr warns that v3 has no spec for it yet)."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
+
+
+def encode_strings(name: str, values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """A string column as uint8 codes + CF flags (``CATEGORICAL``) or as a zero-padded ASCII
+    char array (patch, char)."""
+    strings = [str(v) for v in values]
+    if name in CATEGORICAL:
+        vocabulary = sorted(set(strings))
+        index = {v: i for i, v in enumerate(vocabulary)}
+        codes = np.array([index[v] for v in strings], dtype=np.uint8)
+        return codes, {
+            "flag_values": list(range(len(vocabulary))),
+            "flag_meanings": " ".join(vocabulary),
+        }
+    raw = np.array([v.encode("ascii") for v in strings])  # |S<longest>
+    chars = raw.view(np.uint8).reshape(len(strings), raw.dtype.itemsize)
+    return chars, {"long_name": f"{name} (ASCII, zero-padded)", "encoding": "ascii"}
+
+
+def read_strings(arr) -> np.ndarray:
+    """The strings of a table column in any store format: codes, char arrays or strings."""
+    values = np.asarray(arr[...])
+    attrs = dict(arr.attrs)
+    if values.dtype.kind in "OUT":
+        return np.array(values.tolist(), dtype=str)  # StringDType needs no width
+    if "flag_meanings" in attrs:
+        return np.array(attrs["flag_meanings"].split(), dtype=str)[values]
+    width = values.shape[1]
+    return np.ascontiguousarray(values).view(f"S{width}").ravel().astype(str)
+
+
+def open_dataset(path: str | Path):
+    """The store as an xarray Dataset with the string columns decoded."""
+    import xarray as xr
+
+    ds = xr.open_zarr(path)
+    group = _open_group(Path(path))
+    for name in ("patch_id", "s1_name", "country", "split"):
+        if name in ds.variables:
+            ds = ds.drop_vars(name).assign({name: ("patch", read_strings(group[name]))})
+    return ds
+
+
+def _open_group(path: Path):
+    import zarr
+
+    return zarr.open_group(path, mode="r")
 
 
 class PatchStore:
     """Random access to one split's store: ``store[i]`` -> (x (bands, 120, 120), labels (19,)).
 
-    Reads the shard index once per shard and each patch with a single ``os.pread``; layouts it
-    does not know (other codecs or key encodings) go through zarr-python. Safe to pickle into
-    DataLoader workers (file handles are reopened lazily).
+    Reads the shard index once per shard and each patch with a single ``os.preadv`` straight
+    into a new array; layouts it does not know (other codecs or key encodings) go through
+    zarr-python. Every returned array is writable and owns its memory (``torch.from_numpy``
+    takes it without a warning or a copy). Safe to pickle into DataLoader workers (file handles
+    are reopened lazily). Reads stores of format 1 (pixels in ``x``) and 2 (``data``).
     """
 
     def __init__(self, path: str | Path):
@@ -154,12 +231,13 @@ class PatchStore:
         group = zarr.open_group(self.path, mode="r")
         self.attrs = dict(group.attrs)
         self.labels = group["labels"][...]
-        self.patch_id = group["patch_id"][...]
-        self._meta = json.loads((self.path / "x" / "zarr.json").read_text())
+        self.patch_id = read_strings(group["patch_id"])
+        self.pixels = PIXELS if PIXELS in group else "x"
+        self._meta = json.loads((self.path / self.pixels / "zarr.json").read_text())
         self.shape = tuple(self._meta["shape"])
         self.dtype = np.dtype(self._meta["data_type"]).newbyteorder("<")
         self._fast = self._parse_layout()
-        self._zarr = None if self._fast else group["x"]
+        self._zarr = None if self._fast else group[self.pixels]
         self._fds: dict[int, int] = {}
         self._index: dict[int, np.ndarray] = {}
 
@@ -199,7 +277,7 @@ class PatchStore:
     def _fd(self, shard: int) -> int:
         fd = self._fds.get(shard)
         if fd is None:
-            fd = os.open(self.path / "x" / "c" / str(shard) / "0" / "0" / "0", os.O_RDONLY)
+            fd = os.open(self.path / self.pixels / "c" / str(shard) / "0" / "0" / "0", os.O_RDONLY)
             self._fds[shard] = fd
         return fd
 
@@ -232,12 +310,14 @@ class PatchStore:
         if index is None or index[k, 0] == _EMPTY:
             return np.zeros(self.shape[1:], dtype=self.dtype)
         offset, nbytes = int(index[k, 0]), int(index[k, 1])
-        raw = os.pread(self._fd(shard), nbytes, offset)
+        out = np.empty(self.shape[1:], dtype=self.dtype)
         if self._decompress:
             from numcodecs import Blosc
 
-            raw = Blosc().decode(raw)
-        return np.frombuffer(raw, dtype=self.dtype).reshape(self.shape[1:])
+            Blosc().decode(os.pread(self._fd(shard), nbytes, offset), out=out)
+        elif os.preadv(self._fd(shard), [out.data.cast("B")], offset) != nbytes:
+            raise OSError(f"{self.path}: short read of patch {i} in shard {shard}")
+        return out
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         return self.read(i), self.labels[int(i)]

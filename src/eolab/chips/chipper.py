@@ -32,6 +32,7 @@ from eolab.chips.merge import read_index
 from eolab.chips.rasterio_io import gdal_env, open_raster
 from eolab.core.errors import InputError
 from eolab.core.s3 import S3Access
+from eolab.sentinel2.datacube import read_labels
 
 # Open COG datasets kept at once while iterating over chips.
 MAX_OPEN = 32
@@ -119,7 +120,9 @@ class CogSource:
         assets = [
             a
             for a in self.items[item_id].assets.values()
-            if "data" in (a.roles or []) and a.extra_fields.get("bands")
+            if "data" in (a.roles or [])
+            and "band-view" not in (a.roles or [])  # single-band VRTs over the same COGs
+            and a.extra_fields.get("bands")
         ]
         if not assets:
             raise InputError(f"STAC item {item_id}: no data assets with bands")
@@ -221,8 +224,8 @@ class ZarrSource:
             transform = Affine(
                 res_x, 0, float(x[0]) - res_x / 2, 0, -res_y, float(y[0]) + res_y / 2
             )
-            product_ids = [str(p) for p in group["product_id"][:]]
-            bands = [str(b) for b in group["band"][:]]
+            product_ids = [str(p) for p in read_labels(group["product_id"])]
+            bands = [str(b) for b in read_labels(group["band"])]
             groups.append((group["data"], product_ids, bands, transform))
         self._groups[key] = groups
         return groups

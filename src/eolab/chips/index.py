@@ -28,6 +28,7 @@ import shapely
 from affine import Affine
 from pyproj import Transformer
 
+from eolab.chips.items import read_stac
 from eolab.chips.rasterio_io import gdal_env
 from eolab.chips.sensors import ChipStatistics, Mask, statistics_for
 from eolab.chips.stats import ChipGrid, chip_fractions
@@ -200,7 +201,7 @@ def load_items(paths: Iterable[str | Path]) -> list[pystac.Item]:
     items: list[pystac.Item] = []
     for path in paths:
         try:
-            obj = pystac.read_file(str(path))
+            obj = read_stac(path)
         except (OSError, json.JSONDecodeError, pystac.STACError) as exc:
             raise InputError(f"{path}: not a readable STAC file ({exc})") from exc
         if isinstance(obj, pystac.Item):

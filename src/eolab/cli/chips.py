@@ -114,6 +114,18 @@ def catalog_cmd(collections, out) -> None:
     click.echo(f"catalog {write_root_catalog(list(collections), out)}")
 
 
+@chips.command("export-catalog", short_help="Catalog copy with absolute hrefs.")
+@click.argument("catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--base", type=click.Path(path_type=Path), help="Folder that --href-prefix replaces.")
+@click.option("--href-prefix", help="Rebase hrefs under --base onto this (s3://…, https://…).")
+def export_catalog_cmd(catalog, out, base, href_prefix) -> None:
+    """A copy of CATALOG with absolute asset hrefs (for stackstac, or publishing elsewhere)."""
+    from eolab.chips.items import export_catalog
+
+    click.echo(f"catalog {export_catalog(catalog, out, base, href_prefix)}")
+
+
 @chips.command("index", short_help="One GeoParquet chip index per STAC item.")
 @click.argument("items", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for indexes.")

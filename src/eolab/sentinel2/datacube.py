@@ -5,11 +5,19 @@ Layout (the contract the staging, benchmark and chips stages read; constants bel
     <store>/<tile>/<year>/<10m|20m|60m>/
         data                 (time, band, y, x) uint16 raw DN as in the JP2, 0 = nodata
         time                 (time) int64 ms since 1970-01-01 UTC (CF: xarray decodes datetime64)
-        band                 (band) str; center_wavelength (band) float64 nm
+        band                 (band) label codes; center_wavelength (band) float64 nm
         x, y                 pixel centres in metres (the tile's UTM CRS)
         spatial_ref          () CF grid mapping: crs_wkt, spatial_ref, GeoTransform, proj:code
-        product_id, orbit_direction, processing_baseline   (time) str
+        product_id, orbit_direction, processing_baseline   (time) label codes
         reflectance_scale, reflectance_offset              (time, band) float64
+
+String labels (``band``, ``product_id``, ``orbit_direction``, ``processing_baseline``) are
+uint16 codes with the CF ``flag_values``/``flag_meanings`` attributes (the labels, space
+separated): tensorstore 0.1.86 (and so xarray-tensorstore) reads none of zarr-python's string
+types (``string``, ``fixed_length_utf32``, ``null_terminated_bytes``), and a code is also what a
+training loop wants. ``open_dataset`` and ``read_labels`` give the strings back; stores written
+before (variable-length strings) still read and append. The group and ``data`` also carry
+GeoZarr-style ``proj:code`` and ``spatial:*`` attributes beside the CF grid mapping.
 
 ``reflectance = data * reflectance_scale + reflectance_offset`` where ``data != 0``. The offset
 depends on the date (0 before processing baseline 04.00, -0.1 after), so it is a (time, band)
@@ -74,6 +82,8 @@ BAND_LABELS = ("reflectance_scale", "reflectance_offset")
 TIME_ARRAYS = (DATA, *STR_LABELS, *BAND_LABELS, TIME)
 TIME_UNITS = "milliseconds since 1970-01-01T00:00:00"
 CALENDAR = "proleptic_gregorian"
+#: String labels are stored as codes of this type into their ``flag_meanings``.
+LABEL_DTYPE = "uint16"
 #: Chunk length of the time-label arrays (one chunk covers a tile-year).
 LABEL_CHUNK = 1024
 STATE_ATTR = "eolab:cube"
@@ -349,7 +359,8 @@ class CubeGroup:
         if n == 0:
             return []
         z = self.z
-        cols = {name: z[name][:n] for name in (*STR_LABELS, *BAND_LABELS, TIME)}
+        cols = {name: read_labels(z[name], n) for name in STR_LABELS}
+        cols |= {name: z[name][:n] for name in (*BAND_LABELS, TIME)}
         return [
             Entry(
                 product_id=str(cols["product_id"][i]),
@@ -534,10 +545,13 @@ class CubeGroup:
 
     def _write_labels(self, start: int, entries: Sequence[Entry]) -> None:
         end = start + len(entries)
-        values = {
-            "product_id": np.array([e.product_id for e in entries], dtype=object),
-            "orbit_direction": np.array([e.orbit_direction for e in entries], dtype=object),
-            "processing_baseline": np.array([e.baseline for e in entries], dtype=object),
+        strings = {
+            "product_id": [e.product_id for e in entries],
+            "orbit_direction": [e.orbit_direction for e in entries],
+            "processing_baseline": [e.baseline for e in entries],
+        }
+        values = {name: self._label_values(name, v) for name, v in strings.items()}
+        values |= {
             "reflectance_scale": np.array([e.scales for e in entries], dtype="f8"),
             "reflectance_offset": np.array([e.offsets for e in entries], dtype="f8"),
             TIME: np.array([e.time_ms for e in entries], dtype="i8"),
@@ -547,6 +561,17 @@ class CubeGroup:
             if arr.shape[0] != end:
                 arr.resize((end, *arr.shape[1:]))
             arr[start:end] = values[name]
+
+    def _label_values(self, name: str, strings: list[str]) -> np.ndarray:
+        """Codes for a label array (its vocabulary extended first), or the strings themselves
+        in a store written before labels were codes."""
+        arr = self.z[name]
+        if not np.issubdtype(arr.dtype, np.integer):
+            return np.array(strings, dtype=object)
+        codes, attrs = encode_labels(strings, label_vocabulary(arr.attrs))
+        if attrs != {k: arr.attrs.get(k) for k in attrs}:
+            arr.attrs.update(attrs)  # before the codes: a crash leaves unused labels only
+        return codes
 
     def _update_data_attrs(self, entries: Sequence[Entry]) -> None:
         """Per-band scale/offset lists on ``data`` when all dates agree (else null)."""
@@ -609,6 +634,72 @@ def spatial_ref_attrs(epsg: int, geo: safe.Geoposition) -> dict[str, Any]:
     return attrs
 
 
+def geozarr_attrs(epsg: int, geo: safe.Geoposition) -> dict[str, Any]:
+    """GeoZarr-style ``proj:code`` and ``spatial:*`` (dimensions, affine of the pixel corners,
+    shape, bbox) for readers that do not read the CF grid mapping."""
+    t = geo.transform
+    x0, y0 = t.c, t.f
+    x1, y1 = t.c + t.a * geo.ncols, t.f + t.e * geo.nrows
+    return {
+        "proj:code": f"EPSG:{epsg}",
+        "spatial:dimensions": ["y", "x"],
+        "spatial:transform": list(t)[:6],
+        "spatial:shape": [geo.nrows, geo.ncols],
+        "spatial:bbox": [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)],
+        "spatial:registration": "pixel",
+    }
+
+
+def encode_labels(
+    values: Sequence[str], known: Sequence[str] = ()
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Codes of ``values`` in the vocabulary ``known`` (extended by new labels, in order) and
+    the CF ``flag_values``/``flag_meanings`` attributes that decode them."""
+    vocabulary = list(known)
+    index = {label: i for i, label in enumerate(vocabulary)}
+    codes = []
+    for value in values:
+        if not value or any(c.isspace() for c in value):
+            raise InputError(f"label {value!r}: empty or with white space (CF flag_meanings)")
+        if value not in index:
+            index[value] = len(vocabulary)
+            vocabulary.append(value)
+        codes.append(index[value])
+    if len(vocabulary) > np.iinfo(LABEL_DTYPE).max:
+        raise InputError(f"{len(vocabulary)} labels do not fit {LABEL_DTYPE} codes")
+    attrs = {"flag_values": list(range(len(vocabulary))), "flag_meanings": " ".join(vocabulary)}
+    return np.array(codes, dtype=LABEL_DTYPE), attrs
+
+
+def label_vocabulary(attrs: Mapping[str, Any]) -> list[str]:
+    return str(attrs.get("flag_meanings") or "").split()
+
+
+def read_labels(arr: zarr.Array, n: int | None = None) -> np.ndarray:
+    """The strings of a label array (codes decoded; string arrays of older stores as they are)."""
+    values = arr[:n] if n is not None else arr[:]
+    if not np.issubdtype(values.dtype, np.integer):
+        return np.array(np.asarray(values).tolist(), dtype=str)  # StringDType needs no width
+    return np.array(label_vocabulary(arr.attrs), dtype=str)[values]
+
+
+def decode_label_variables(ds):
+    """An xarray Dataset with every CF flag variable (label codes) replaced by its strings."""
+    import xarray as xr
+
+    for name in list(ds.variables):
+        var = ds.variables[name]
+        if {"flag_values", "flag_meanings"} <= set(var.attrs):
+            vocab = np.array(label_vocabulary(var.attrs), dtype=str)
+            attrs = {k: v for k, v in var.attrs.items() if not k.startswith("flag_")}
+            decoded = xr.Variable(var.dims, vocab[var.values], attrs)
+            if name in ds.coords:
+                ds = ds.assign_coords({name: decoded})
+            else:
+                ds = ds.assign({name: decoded})
+    return ds
+
+
 def _layout_differences(z: zarr.Group, group: str, spec: CubeSpec) -> str:
     """How a group's data array differs from ``spec`` in chunks, shards, compressor ("" if not)."""
     data = z[DATA]
@@ -658,7 +749,7 @@ def create_group(
             "tile": info.tile,
             "year": int(path.split("/")[1]),
             "resolution_m": safe.RESOLUTION[group],
-            "proj:code": f"EPSG:{info.epsg}",
+            **geozarr_attrs(info.epsg, geo),
         }
     )
     coords = " ".join([*STR_LABELS, *BAND_LABELS, WAVELENGTH, SPATIAL_REF])
@@ -680,6 +771,7 @@ def create_group(
             "reflectance": "data * reflectance_scale + reflectance_offset where data != 0",
             "band_scale_factor": None,
             "band_add_offset": None,
+            **geozarr_attrs(info.epsg, geo),
         },
     )
     label = {"chunks": (LABEL_CHUNK,), "dimension_names": ("time",)}
@@ -698,7 +790,9 @@ def create_group(
         **label,
     )
     for name in STR_LABELS:
-        z.create_array(name, shape=(0,), dtype=str, fill_value="", **label)
+        z.create_array(
+            name, shape=(0,), dtype=LABEL_DTYPE, attributes=encode_labels([])[1], **label
+        )
     for name in BAND_LABELS:
         z.create_array(
             name,
@@ -708,7 +802,8 @@ def create_group(
             fill_value=0.0,
             dimension_names=("time", BAND),
         )
-    _static(z, BAND, np.array(bands, dtype=object), (BAND,), dtype=str)
+    codes, attrs = encode_labels(bands)
+    _static(z, BAND, codes, (BAND,), attrs=attrs)
     _static(
         z,
         WAVELENGTH,
@@ -1107,7 +1202,10 @@ def forget_incomplete_summaries(
 
 
 def open_dataset(store: str | os.PathLike, tile: str, year: int, group: str, **kwargs):
-    """The xarray view of one cube group (lazy; ``mask_and_scale=False`` for raw uint16 DN)."""
+    """The xarray view of one cube group (lazy; ``mask_and_scale=False`` for raw uint16 DN),
+    with label codes decoded to strings."""
     import xarray as xr
 
-    return xr.open_zarr(store, group=group_path(tile, year, group), **kwargs)
+    return decode_label_variables(
+        xr.open_zarr(store, group=group_path(tile, year, group), **kwargs)
+    )

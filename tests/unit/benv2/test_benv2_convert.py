@@ -25,7 +25,7 @@ from eolab.benv2.names import (
     s2_band_path,
     s2_patch_dir,
 )
-from eolab.benv2.store import PatchStore
+from eolab.benv2.store import PatchStore, read_strings
 from eolab.benv2.transform import denormalise
 from eolab.benv2.writers import read_npz
 from eolab.core.errors import ConfigError, DiskSpaceError
@@ -118,9 +118,9 @@ def test_store_per_split_matches_the_npz_files(converted, benv2_root):
     for split, group in table.groupby("split"):
         path = out / "zarr" / f"{split}.zarr"
         z = zarr.open_group(path, mode="r")
-        assert z["x"].shape == (len(group), 14, 120, 120)
-        assert z["x"].shards == (min(4, len(group)), 14, 120, 120)
-        assert list(z["patch_id"][:]) == sorted(group.patch_id)
+        assert z["data"].shape == (len(group), 14, 120, 120)
+        assert z["data"].shards == (min(4, len(group)), 14, 120, 120)
+        assert list(read_strings(z["patch_id"])) == sorted(group.patch_id)
         with PatchStore(path) as store:
             assert store._fast and len(store) == len(group)
             for row in group.itertuples():
@@ -128,10 +128,11 @@ def test_store_per_split_matches_the_npz_files(converted, benv2_root):
                 x, labels = store[row.index]
                 expected = np.stack([arrays[npz_key(b)] for b in ALL_BANDS])
                 assert np.array_equal(x, expected)
-                assert np.array_equal(z["x"][row.index], expected)  # zarr-python agrees
+                assert np.array_equal(z["data"][row.index], expected)  # zarr-python agrees
                 assert np.array_equal(labels, arrays["labels"])
                 assert np.array_equal(z["reference_map"][row.index], arrays["reference_map"])
-                assert z["country"][row.index] == row.country
+                assert read_strings(z["country"])[row.index] == row.country
+                assert x.flags.writeable and x.flags.owndata  # torch.from_numpy takes it as is
         assert np.allclose(z["norm_min"][:].shape, (len(group), 14))
 
 
@@ -262,8 +263,8 @@ def test_global_normalisation_float16_bilinear(benv2_root, tmp_path):
     meta = _meta(benv2_root)
     assert norm["patches"] == (meta.split == "train").sum() and len(norm["mean"]) == 14
     z = zarr.open_group(out / "zarr" / "train.zarr", mode="r")
-    x = z["x"][:].astype(np.float64)
-    assert z["x"].dtype == np.float16 and "reference_map" not in z
+    x = z["data"][:].astype(np.float64)
+    assert z["data"].dtype == np.float16 and "reference_map" not in z
     # over the train split the global mode has mean ~0 and std ~1 per band
     assert np.allclose(x.mean(axis=(0, 2, 3)), 0, atol=0.02)
     assert np.allclose(x.std(axis=(0, 2, 3)), 1, atol=0.02)
@@ -271,7 +272,7 @@ def test_global_normalisation_float16_bilinear(benv2_root, tmp_path):
     with PatchStore(out / "zarr" / "train.zarr") as store:  # compressed chunks, fast path
         assert store._fast and store._decompress
         for i in range(len(store)):
-            assert np.array_equal(store.read(i), z["x"][i])
+            assert np.array_equal(store.read(i), z["data"][i])
 
 
 def test_pending_deletions_recheck_outputs_before_deleting(fixture_copy, tmp_path):

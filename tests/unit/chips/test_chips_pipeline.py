@@ -13,6 +13,7 @@ import pystac
 import pytest
 import rasterio
 from chips_data import CHIP, convert_tile, nearest_source, read_band
+from pystac.extensions.raster import RasterExtension
 
 from eolab.chips.chipper import Chipper
 from eolab.chips.index import index_settings, load_items
@@ -66,8 +67,10 @@ def test_items_have_projection_file_and_raster_fields(north):
             assert asset.extra_fields["proj:transform"] == list(geo.transform)[:6]
             assert [b["name"] for b in asset.extra_fields["bands"]] == bands
             offset = safe.radio_offsets.get(bands[0], 0) / safe.quantification_value
-            assert asset.extra_fields["raster:offset"] == pytest.approx(offset)
-            assert asset.extra_fields["raster:scale"] == pytest.approx(1e-4)
+            # raster v1.1 raster:bands, read as pystac's accessor (and odc-stac, stackstac) do
+            for raster_band in RasterExtension.ext(asset).bands:
+                assert raster_band.offset == pytest.approx(offset)
+                assert raster_band.scale == pytest.approx(1e-4)
             assert not os.path.isabs(asset.to_dict()["href"])  # relative: the tree can move
         assert item.assets["MSK_CLASSI_B00"].get_absolute_href() == str(
             safe.cloud_mask_path.resolve()
