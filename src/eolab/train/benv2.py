@@ -48,8 +48,8 @@ class Benv2Dataset:
         self.split = split
         self.reference_maps = reference_maps
         group = zarr.open_group(self.path, mode="r")
-        self.country = np.asarray(group["country"][...]).astype(str)
-        self.patch_id = np.asarray(group["patch_id"][...]).astype(str)
+        self.country = np.array([str(c) for c in group["country"][...]])
+        self.patch_id = np.array([str(p) for p in group["patch_id"][...]])
         self.bands = tuple(dict(group.attrs).get("bands", ()))
         if reference_maps and "reference_map" not in group:
             raise InputError(f"{self.path}: no reference_map array (converted without one)")
