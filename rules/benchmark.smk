@@ -41,3 +41,45 @@ for _tile in LAB_TILES:
     DEMO_TARGETS += expand(
         rules.benchmark_patch_load.output.result, tile=_tile, year=S2_YEAR
     )
+
+
+# Measured training throughput: a torch DataLoader (0, 1, 2 … workers) over random patch time
+# series from every format on every storage, against the CPU bound of the bare loader.
+rule benchmark_train_feed:
+    input:
+        unpack(train_feed_inputs),
+    output:
+        result=results("benchmark", "train_feed", "{tile}_{year}.json"),
+    log:
+        log_path("benchmark_train_feed", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("benchmark_train_feed", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    resources:
+        gres=lab_gres(),
+    params:
+        flags=train_feed_flags,
+        storages=",".join(FEED["storages"]),
+        samples=FEED["samples"],
+        warmup=FEED["warmup"],
+        batch=FEED["batch_size"],
+        workers=",".join(str(n) for n in FEED["loader_workers"]),
+        seed=FEED["seed"],
+        size=FEED["patch_size_m"],
+        align=FEED["align_m"],
+        options=STORAGE_OPTIONS,
+        s3_log=log_path("benchmark_train_feed", "{tile}_{year}.s3server"),
+    shell:
+        "eolab bench train-feed {params.flags} --tile {wildcards.tile}"
+        " --year {wildcards.year} --storages {params.storages} --samples {params.samples}"
+        " --warmup {params.warmup} --batch-size {params.batch}"
+        " --loader-workers {params.workers} --seed {params.seed}"
+        " --patch-size {params.size} --align {params.align} --s3-log {params.s3_log:q}"
+        " {params.options} --out {output.result:q} > {log} 2>&1"
+
+
+for _tile in FEED["tiles"]:
+    DEMO_TARGETS += expand(
+        rules.benchmark_train_feed.output.result, tile=_tile, year=S2_YEAR
+    )

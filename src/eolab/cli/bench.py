@@ -13,9 +13,10 @@ BENCHMARKS: dict[str, str] = {
     "download": "eolab.cli.download:bench_download",
     "convert": "eolab.cli.sentinel2:bench_convert",
     "benv2": "eolab.cli.benv2:bench_benv2",
+    "train-feed": "eolab.cli.train:train_feed",
 }
 
 
 @click.group(cls=LazyGroup, lazy=BENCHMARKS)
 def bench() -> None:
-    """Benchmarks (conversion, patch loading, BigEarthNet, downloads, chips)."""
+    """Benchmarks (conversion, patch loading, training feed, BigEarthNet, downloads, chips)."""

@@ -195,7 +195,8 @@ def run(
             bound = entry["bare"]["cpu_bound_samples_per_s"]
             entry["dataloader"] = []
             for n in workers:
-                m = measure_loader(PatchSeriesDataset(source, picked), n, batch_size, warmup, seed)
+                with PatchSeriesDataset(source, picked) as fed:
+                    m = measure_loader(fed, n, batch_size, warmup, seed)
                 m["ratio_to_cpu_bound"] = m["samples_per_s"] / bound if bound else None
                 entry["dataloader"].append(m)
                 echo(
@@ -221,8 +222,17 @@ def run(
         "formats": list(datasets),
         "results": results,
         "staging": staging,
-        "environment": environment(),
+        "environment": _environment(),
     }
+
+
+def _environment() -> dict[str, Any]:
+    """Provenance (eolab.core.provenance) plus the torch version that fed the batches."""
+    import torch
+
+    env = environment()
+    env.setdefault("versions", {})["torch"] = torch.__version__
+    return env
 
 
 def _samples(sources, tile, year, total, seed, patch_m, align_m) -> list[Sample]:
