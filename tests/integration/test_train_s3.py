@@ -62,3 +62,33 @@ def test_forked_workers_read_s3_like_local(tile_year, s3, fmt):
         assert sorted(seen) == list(range(len(chosen)))
         ds.close()
         expected.close()
+
+
+def test_train_feed_reads_s3_direct_and_staged_to_temp(tile_year, tmp_path):
+    """The benchmark on its own local S3 server: S3 direct and S3 -> temp then train."""
+    from eolab.train.bench import run
+
+    datasets = {"zarr-zip": dataset("zarr-zip", tile_year.entries["zarr-zip"])}
+    doc = run(
+        datasets,
+        TILE,
+        YEAR,
+        storages=["s3", "s3-temp"],
+        samples=2,
+        warmup=1,
+        batch_size=2,
+        workers=[0, 2],
+        patch_m=600,
+        temp_root=tmp_path,
+        s3_config=S3Config("feed"),
+        echo=lambda _: None,
+    )
+    assert set(doc["results"]) == {"s3", "s3-temp"}
+    assert doc["staging"]["upload_s3:zarr-zip"]["operation"] == "upload"
+    (fetched,) = doc["staging"]["s3_temp:zarr-zip"]
+    assert fetched["operation"] == "download" and fetched["bytes"] > 0
+    staged = doc["results"]["s3-temp"]["zarr-zip"]
+    assert staged["staging_s"] == pytest.approx(fetched["seconds"])
+    assert [m["samples"] for m in staged["dataloader"]] == [2, 2]
+    assert "staging_s" not in doc["results"]["s3"]["zarr-zip"]
+    assert not list(tmp_path.iterdir()), "the temp copies are removed afterwards"

@@ -33,7 +33,10 @@ def _ints(text: str) -> list[int]:
     "--storages",
     default="network,s3",
     show_default=True,
-    help="Comma-separated: network, temp, s3.",
+    help=(
+        "Comma-separated: network, temp, s3, s3-temp (S3 -> temp, then train), "
+        "unzip-temp (zip -> temp -> unzip, then train; zarr-zip only)."
+    ),
 )
 @click.option(
     "--samples",

@@ -14,7 +14,10 @@ are read:
 
 The local storages read a dataset in place (``network``) or a copy on node-local temp
 (``temp``); ``s3`` reads it from S3 (uploaded first when absent, a local moto server when no
-endpoint is configured). Times are reported, never asserted.
+endpoint is configured). Staged variants, end to end: ``s3-temp`` downloads the dataset from S3
+to temp, then trains from there; ``unzip-temp`` copies the zipped Zarr to temp and unzips it,
+then trains from the plain store (zarr-zip only). Their entries add the staging seconds and
+``end_to_end_s`` (staging plus the whole DataLoader run). Times are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -31,13 +34,21 @@ import numpy as np
 from eolab.core.errors import InputError
 from eolab.core.provenance import environment
 from eolab.lab.patchload import DEFAULT_ALIGN_M, DEFAULT_PATCH_M
-from eolab.lab.staging import Dataset, copy_dataset, ensure_uploaded, s3_connections, scratch_area
+from eolab.lab.staging import (
+    Dataset,
+    copy_dataset,
+    download_dataset,
+    ensure_uploaded,
+    s3_connections,
+    scratch_area,
+    unzip_store,
+)
 from eolab.lab.storage import S3Config, s3_access
 from eolab.train.dataset import FORMATS, CubeSource, PatchSeriesDataset
 from eolab.train.sampling import Sample, random_samples
 
 SCHEMA_VERSION = 1
-STORAGES = ("network", "temp", "s3")
+STORAGES = ("network", "temp", "s3", "s3-temp", "unzip-temp")
 
 
 def cores() -> int:
@@ -103,7 +114,8 @@ def measure_loader(
             for k, v in batch.items()
             if hasattr(v, "numel") and k not in ("time", "time_mask", "index")
         )
-    elapsed = time.perf_counter() - timed_from
+    end = time.perf_counter()
+    elapsed = end - timed_from
     if counted == 0:
         raise InputError(f"DataLoader with {workers} workers: no samples after the warm-up")
     return {
@@ -114,6 +126,7 @@ def measure_loader(
         "samples_per_s": counted / elapsed,
         "mb_per_s": nbytes / 1e6 / elapsed,
         "time_to_first_batch_s": first,
+        "total_seconds": end - start,
     }
 
 
@@ -135,15 +148,24 @@ def _sources(
         for fmt, ds in datasets.items():
             if "network" in storages:
                 sources["network", fmt] = CubeSource(fmt, {(tile, year): str(ds.entry_path)})
-        if "temp" in storages:
+        if {"temp", "s3-temp", "unzip-temp"} & set(storages):
             if temp_root is None:
                 raise InputError("storage temp: no temp folder given")
             area = stack.enter_context(scratch_area(temp_root))
+        if "temp" in storages:
             for fmt, ds in datasets.items():
-                copy, timing = copy_dataset(ds, area / fmt, copies)
+                copy, timing = copy_dataset(ds, area / "temp" / fmt, copies)
                 staging[f"copy_temp:{fmt}"] = timing.to_json()
                 sources["temp", fmt] = CubeSource(fmt, {(tile, year): str(copy.entry_path)})
-        if "s3" in storages:
+        if "unzip-temp" in storages and "zarr-zip" in datasets:
+            zipped, copied = copy_dataset(datasets["zarr-zip"], area / "unzip" / "zip", copies)
+            name = zipped.entry.removesuffix(".zip")
+            plain, unzipped = unzip_store(zipped, area / "unzip" / "store" / name, copies)
+            staging["unzip_temp:zarr-zip"] = [copied.to_json(), unzipped.to_json()]
+            sources["unzip-temp", "zarr-zip"] = CubeSource(
+                "zarr", {(tile, year): str(plain.entry_path)}
+            )
+        if {"s3", "s3-temp"} & set(storages):
             if s3_config is None:
                 raise InputError("storage s3: no S3 configuration given")
             access = stack.enter_context(s3_access(s3_config, s3_log))
@@ -153,7 +175,15 @@ def _sources(
                 timing = ensure_uploaded(ds, client, access.bucket, prefix, copies)
                 staging[f"upload_s3:{fmt}"] = timing.to_json() if timing else "already uploaded"
                 key = f"{prefix}/{ds.entry}" if prefix else ds.entry
-                sources["s3", fmt] = CubeSource(fmt, {(tile, year): key}, s3=access)
+                if "s3" in storages:
+                    sources["s3", fmt] = CubeSource(fmt, {(tile, year): key}, s3=access)
+                if "s3-temp" in storages:
+                    dest = area / "s3-temp" / fmt
+                    local, fetched = download_dataset(
+                        ds, client, access.bucket, prefix, dest, copies
+                    )
+                    staging[f"s3_temp:{fmt}"] = [fetched.to_json()]
+                    sources["s3-temp", fmt] = CubeSource(fmt, {(tile, year): str(local.entry_path)})
         yield sources, staging
 
 
@@ -189,15 +219,21 @@ def run(
         staging,
     ):
         picked = _samples(sources, tile, year, total, seed, patch_m, align_m)
+        dates = len(_first_times(sources, tile, year))
         for (storage, fmt), source in sources.items():
             with PatchSeriesDataset(source, picked) as bare:
                 entry = {"bare": measure_bare(bare, warmup * batch_size)}
             bound = entry["bare"]["cpu_bound_samples_per_s"]
+            staged = _staging_seconds(staging, storage, fmt)
+            if staged is not None:
+                entry["staging_s"] = staged
             entry["dataloader"] = []
             for n in workers:
                 with PatchSeriesDataset(source, picked) as fed:
                     m = measure_loader(fed, n, batch_size, warmup, seed)
                 m["ratio_to_cpu_bound"] = m["samples_per_s"] / bound if bound else None
+                if staged is not None:
+                    m["end_to_end_s"] = staged + m["total_seconds"]
                 entry["dataloader"].append(m)
                 echo(
                     f"{storage:8s} {fmt:13s} workers {n}: {m['samples_per_s']:8.2f} samples/s "
@@ -216,7 +252,7 @@ def run(
         "seed": seed,
         "patch_size_m": picked[0].patch.size,
         "patches": [s.patch.to_json() for s in picked],
-        "dates": int(len(_first_times(sources, tile, year))),
+        "dates": dates,
         "cores": cores(),
         "storages": list(storages),
         "formats": list(datasets),
@@ -233,6 +269,14 @@ def _environment() -> dict[str, Any]:
     env = environment()
     env.setdefault("versions", {})["torch"] = torch.__version__
     return env
+
+
+def _staging_seconds(staging: Mapping[str, Any], storage: str, fmt: str) -> float | None:
+    """Seconds the staged variants spent before training (None for direct reads)."""
+    key = {"s3-temp": f"s3_temp:{fmt}", "unzip-temp": f"unzip_temp:{fmt}"}.get(storage)
+    if key is None or key not in staging:
+        return None
+    return float(sum(t["seconds"] for t in staging[key]))
 
 
 def _samples(sources, tile, year, total, seed, patch_m, align_m) -> list[Sample]:

@@ -12,14 +12,25 @@ def test_train_feed_writes_measured_throughput(ty2024, tmp_path):
     out = tmp_path / "feed.json"
     e = ty2024.entries
     args = ["bench", "train-feed", "--zarr-zip", str(e["zarr-zip"]), "--cog", str(e["cog"])]
-    args += ["--tile", "35VLH", "--year", "2024", "--storages", "network,temp"]
+    args += ["--tile", "35VLH", "--year", "2024", "--storages", "network,temp,unzip-temp"]
     args += ["--samples", "4", "--warmup", "1", "--batch-size", "2", "--loader-workers", "0,1"]
     args += ["--patch-size", "600", "--temp-dir", str(tmp_path / "temp"), "--out", str(out)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
-    assert set(doc["results"]) == {"network", "temp"}
+    assert set(doc["results"]) == {"network", "temp", "unzip-temp"}
     assert set(doc["results"]["temp"]) == {"zarr-zip", "cog"}
+    unzipped = doc["results"]["unzip-temp"]
+    assert set(unzipped) == {"zarr-zip"}  # staged: zip copied to temp, unzipped, then read
+    copied, extracted = doc["staging"]["unzip_temp:zarr-zip"]
+    assert (copied["operation"], extracted["operation"]) == ("copy", "unzip")
+    assert unzipped["zarr-zip"]["staging_s"] == pytest.approx(
+        copied["seconds"] + extracted["seconds"]
+    )
+    for m in unzipped["zarr-zip"]["dataloader"]:
+        assert m["end_to_end_s"] == pytest.approx(
+            unzipped["zarr-zip"]["staging_s"] + m["total_seconds"]
+        )
     assert len(doc["patches"]) == 1 * 2 + 4 and doc["patch_size_m"] == 600
     assert doc["environment"]["versions"]["torch"].startswith("2.13.0")
     assert "copy_temp:cog" in doc["staging"]
