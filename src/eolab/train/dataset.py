@@ -222,12 +222,14 @@ class PatchSeriesDataset:
         return self._times[tile, int(year)]
 
     def _read_year(self, sample: Sample, year: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        wanted = [d for d in sample.dates if d.startswith(str(year))]
+        if sample.dates and not wanted:
+            raise InputError(f"sample {sample.key}: none of its dates is in year {year}")
         loader = self._loader(sample.tile, year)
         times = self._times[sample.tile, int(year)]
         if not sample.dates:
             return loader.load(self._read_patch(sample, loader)), times
         days = days_of(times)
-        wanted = [d for d in sample.dates if d.startswith(str(year))]
         positions = np.flatnonzero(np.isin(days, wanted))
         missing = sorted(set(wanted) - set(days[positions]))
         if missing:

@@ -124,6 +124,10 @@ def test_missing_dates_and_stores_are_named(ty2024):
     ) as ds:
         with pytest.raises(InputError, match=r"2024-05-05.*does not hold"):
             ds[0]
+    odd = Sample(TILE, (2024, 2025), patch, ("2024-03-02",))
+    with PatchSeriesDataset(source("zarr", ty2024), [odd]) as ds:
+        with pytest.raises(InputError, match="none of its dates is in year 2025"):
+            ds[0]
     with PatchSeriesDataset(source("zarr", ty2024), [Sample(TILE, (2023,), patch)]) as ds:
         with pytest.raises(InputError, match="no store for tile 35VLH year 2023"):
             ds[0]
