@@ -10,7 +10,10 @@ are read:
 2. through a torch DataLoader (:func:`eolab.train.torch.data_loader`) with 0, 1, 2 … worker
    processes and a batch size: time to the first batch (worker start and store opening
    included), then, after ``warmup`` batches, samples/s and MB/s (decoded pixels delivered) over
-   the next ``samples`` samples, and their ratio to the CPU bound.
+   the next ``samples`` samples, and their ratio to the CPU bound. Workers prefetch (two batches
+   each by default) during the warm-up, so with few samples this steady-state figure is
+   optimistic; ``overall_samples_per_s`` (every batch, from creating the iterator) is the
+   pessimistic one: use ``samples`` well above ``2 × workers × batch size``.
 
 The local storages read a dataset in place (``network``) or a copy on node-local temp
 (``temp``); ``s3`` reads it from S3 (uploaded first when absent, a local moto server when no
@@ -99,12 +102,13 @@ def measure_loader(
     )
     start = time.perf_counter()
     first = None
-    counted = nbytes = 0
+    counted = nbytes = everything = 0
     timed_from = start  # without a warm-up the time includes starting the workers
     for b, batch in enumerate(loader):
         now = time.perf_counter()
         if first is None:
             first = now - start
+        everything += len(batch["key"])
         if b < warmup:
             timed_from = now  # timing starts when the last warm-up batch has arrived
             continue
@@ -127,6 +131,7 @@ def measure_loader(
         "mb_per_s": nbytes / 1e6 / elapsed,
         "time_to_first_batch_s": first,
         "total_seconds": end - start,
+        "overall_samples_per_s": everything / (end - start),
     }
 
 

@@ -44,6 +44,7 @@ def test_train_feed_writes_measured_throughput(ty2024, tmp_path):
             assert [m["workers"] for m in entry["dataloader"]] == [0, 1]
             for m in entry["dataloader"]:
                 assert m["samples"] == 4 and m["time_to_first_batch_s"] > 0
+                assert 0 < m["overall_samples_per_s"] and m["total_seconds"] >= m["seconds"]
                 assert m["ratio_to_cpu_bound"] == pytest.approx(
                     m["samples_per_s"] / bare["cpu_bound_samples_per_s"]
                 )
