@@ -177,3 +177,15 @@ def test_fork_after_reading_and_pickle_reopen_their_own_stores(ty2024):
     assert clone._loaders == {} and clone[2]["10m"].sum(dtype=np.int64) == expected[2]
     clone.close()
     ds.close()
+
+
+@pytest.mark.parametrize("fmt", ["safe", *FORMATS])
+def test_loaders_read_a_time_slice_of_the_whole_series(ty2024, fmt):
+    entry = ty2024.manifest if fmt == "safe" else ty2024.entries[fmt]
+    with open_loader(fmt, "network", dataset(fmt, entry), TILE, 2024) as loader:
+        patch = random_patches(loader.grids, 1, seed=9, size_m=600)[0]
+        whole = loader.load(patch)
+        part = loader.load(patch, slice(1, 3))
+    for g in GROUPS:
+        assert part[g].shape[0] == 2
+        np.testing.assert_array_equal(part[g], whole[g][1:3])
