@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from train_data import build_tile_year
 
+from eolab.chips.merge import read_index
 from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET
 from eolab.lab.staging import dataset, upload_dataset
 from eolab.lab.storage import S3Access, S3Config
 from eolab.train.dataset import FORMATS, CubeSource, PatchSeriesDataset
-from eolab.train.sampling import index_samples, random_samples, read_chip_index
+from eolab.train.sampling import index_samples, random_samples
 from eolab.train.torch import data_loader
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ def test_forked_workers_read_s3_like_local(tile_year, s3, fmt):
     remote = CubeSource(fmt, {(TILE, YEAR): f"cube/{fmt}/{entry.name}"}, s3=s3)
     with PatchSeriesDataset(local, []) as probe:
         grids = probe.grids(TILE, YEAR)
-    index = read_chip_index(tile_year.index_dir)
+    index = read_index(tile_year.index_dir)
     samples = random_samples(grids, 4, 2, TILE, [YEAR], size_m=600)
     chips = index_samples(index, per="date", max_cloud=0.5)[:4]
     for chosen, resolution in ((samples, None), (chips, 10)):

@@ -2,9 +2,10 @@
 
 A :class:`Sample` is one square of one tile plus the dates to read: one date (``per="date"``),
 the clear dates of a year (``per="year"``) or of several years (``per="years"``, a series that
-spans the tile-year stores of those years). Samples come from the GeoParquet chip index
-(:func:`index_samples`, filtered by cloud and nodata fractions, dates and tiles) or are random
-squares as the patch-load benchmark draws them (:func:`random_samples`).
+spans the tile-year stores of those years). Samples come from the GeoParquet chip index as
+:func:`eolab.chips.merge.read_index` reads it (:func:`index_samples`: filtered by cloud and nodata
+fractions, dates and tiles) or are random squares as the patch-load benchmark draws them
+(:func:`random_samples`).
 
 :func:`epoch_order` is the training loop's view: a seeded permutation per epoch, split across
 ranks the way ``torch.utils.data.DistributedSampler`` splits it (rank ``r`` takes every
@@ -15,9 +16,8 @@ and resumable from an offset into the rank's share.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,24 +54,6 @@ def tile_of(item_id: str) -> str:
     if not match:
         raise InputError(f"chip index item {item_id!r}: no MGRS tile (_Txxxxx_) in its id")
     return match.group(1)
-
-
-def read_chip_index(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
-    """The rows of one or more chip index files (or folders of them) as one table."""
-    import geopandas as gpd
-
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    files: list[Path] = []
-    for path in map(Path, paths):
-        files += sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    if not files:
-        raise InputError(f"{list(paths)}: no chip index files (*.parquet)")
-    try:
-        tables = [gpd.read_parquet(f) for f in files]
-    except (OSError, ValueError) as exc:
-        raise InputError(f"chip index {files}: not readable GeoParquet ({exc})") from exc
-    return pd.concat(tables, ignore_index=True)
 
 
 def filter_chips(

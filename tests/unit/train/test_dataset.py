@@ -14,7 +14,7 @@ from eolab.core.errors import InputError
 from eolab.lab.patchload import GROUPS, open_loader, random_patches
 from eolab.lab.staging import dataset
 from eolab.train.dataset import BANDS, FORMATS, CubeSource, PatchSeriesDataset, covering_patch
-from eolab.train.sampling import Sample, index_samples, random_samples, read_chip_index
+from eolab.train.sampling import Sample, index_samples, random_samples
 
 TILE = "35VLH"
 
@@ -25,7 +25,7 @@ def source(fmt, *tys):
 
 @pytest.fixture(scope="module")
 def index(ty2024, ty2025):
-    return read_chip_index([ty2024.index_dir, ty2025.index_dir])
+    return read_index([ty2024.index_dir, ty2025.index_dir])
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

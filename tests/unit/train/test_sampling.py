@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from eolab.chips.merge import read_index
 from eolab.core.errors import InputError
 from eolab.lab.patchload import Grid
 from eolab.train.sampling import (
@@ -11,7 +12,6 @@ from eolab.train.sampling import (
     filter_chips,
     index_samples,
     random_samples,
-    read_chip_index,
     tile_of,
     worker_share,
 )
@@ -82,7 +82,7 @@ def test_tile_of_product_ids():
 
 @pytest.fixture(scope="module")
 def index(ty2024, ty2025):
-    return read_chip_index([ty2024.index_dir, ty2025.index_dir])
+    return read_index([ty2024.index_dir, ty2025.index_dir])
 
 
 def _expected_rows(index, max_cloud, max_nodata, start=None, end=None):

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from eolab.chips.merge import read_index
 from eolab.core.errors import InputError
 from eolab.train.benv2 import Benv2Dataset
 from eolab.train.dataset import CubeSource, PatchSeriesDataset
-from eolab.train.sampling import index_samples, read_chip_index
+from eolab.train.sampling import index_samples
 from eolab.train.torch import EpochSampler, collate, data_loader
 
 TILE = "35VLH"
@@ -19,7 +20,7 @@ TILE = "35VLH"
 @pytest.fixture(scope="module")
 def series(ty2024, ty2025):
     """Per-date chips of both years at 10 m, on the zipped store (cheap to read)."""
-    index = read_chip_index([ty2024.index_dir, ty2025.index_dir])
+    index = read_index([ty2024.index_dir, ty2025.index_dir])
     samples = index_samples(index, per="date", max_cloud=0.5)
     entries = {(ty.tile, ty.year): str(ty.entries["zarr-zip"]) for ty in (ty2024, ty2025)}
     return PatchSeriesDataset(CubeSource("zarr-zip", entries), samples[:23], resolution=20)
