@@ -35,3 +35,40 @@ rule benchmark_patch_load:
         " --repeats {params.repeats} --seed {params.seed} --patch-size {params.size}"
         " --align {params.align} {params.drop} {params.baseline}"
         " --s3-log {params.s3_log:q} {params.options} --out {output.result:q} > {log} 2>&1"
+
+
+# Measured training throughput: a torch DataLoader (0, 1, 2 … workers) over random patch time
+# series from every format on every storage, against the CPU bound of the bare loader.
+rule benchmark_train_feed:
+    input:
+        unpack(train_feed_inputs),
+    output:
+        result=results("lab", "train_feed", "{tile}_{year}.json"),
+    log:
+        log_path("benchmark_train_feed", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("benchmark_train_feed", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    resources:
+        gres=lab_gres(),
+    params:
+        flags=train_feed_flags,
+        storages=",".join(FEED["storages"]),
+        samples=FEED["samples"],
+        warmup=FEED["warmup"],
+        batch=FEED["batch_size"],
+        workers=",".join(str(n) for n in FEED["loader_workers"]),
+        seed=FEED["seed"],
+        size=FEED["patch_size_m"],
+        align=FEED["align_m"],
+        options=STORAGE_OPTIONS,
+        s3_log=log_path("benchmark_train_feed", "{tile}_{year}.s3server"),
+    shell:
+        "eolab bench train-feed {params.flags} --tile {wildcards.tile}"
+        " --year {wildcards.year} --storages {params.storages} --samples {params.samples}"
+        " --warmup {params.warmup} --batch-size {params.batch}"
+        " --loader-workers {params.workers} --seed {params.seed}"
+        " --patch-size {params.size} --align {params.align} --s3-log {params.s3_log:q}"
+        " {params.options} --out {output.result:q} > {log} 2>&1"
+

@@ -134,3 +134,29 @@ def lab_gres():
     if STORAGE["slurm_nvme"]:
         return gres_nvme()
     return ""
+
+
+# The training-feed benchmark (rule benchmark_train_feed).
+FEED = config["benchmark"]["train_feed"]
+
+
+def train_feed_inputs(wildcards):
+    """The formats on the network drive (+ the S3 uploads when S3 is a persistent endpoint)."""
+    deps = {
+        fmt.replace("-", "_"): network_deps(fmt, wildcards.tile, wildcards.year)
+        for fmt in FEED["formats"]
+    }
+    if S3_ENDPOINT_CONFIGURED and "s3" in FEED["storages"]:
+        deps["uploaded"] = [
+            stage_timing("upload_s3", fmt, wildcards.tile, wildcards.year)
+            for fmt in FEED["formats"]
+        ]
+    return deps
+
+
+def train_feed_flags(wildcards):
+    """`--cog L --zarr S ...`: each configured format's entry point on the network drive."""
+    return " ".join(
+        f"{_FORMAT_FLAGS[fmt]} {_q(network_input(fmt, wildcards.tile, wildcards.year))}"
+        for fmt in FEED["formats"]
+    )

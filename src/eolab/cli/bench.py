@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "download": "eolab.cli.download:bench_download",
     "convert": "eolab.cli.sentinel2:bench_convert",
     "benv2": "eolab.cli.benv2:bench_benv2",
+    "train-feed": "eolab.cli.train:train_feed",
 }
 
 
@@ -20,4 +21,4 @@ BENCHMARKS: dict[str, str] = {
     cls=LazyGroup, lazy=BENCHMARKS, short_help="Benchmarks of each stage against a baseline."
 )
 def bench() -> None:
-    """Benchmarks (conversion, patch loading, BigEarthNet, downloads, chips)."""
+    """Benchmarks (conversion, patch loading, training feed, BigEarthNet, downloads, chips)."""

@@ -200,7 +200,8 @@ class Loader:
     def open(self) -> Loader:
         return self
 
-    def load(self, patch: Patch) -> dict[str, np.ndarray]:
+    def load(self, patch: Patch, times: slice | None = None) -> dict[str, np.ndarray]:
+        """The patch's pixels, all dates or the dates in ``times`` (a slice of the time axis)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -362,16 +363,17 @@ class SafeLoader(_RasterioLoader):
         self._open_pool()
         return self
 
-    def load(self, patch: Patch) -> dict[str, np.ndarray]:
+    def load(self, patch: Patch, times: slice | None = None) -> dict[str, np.ndarray]:
+        dates = self.bands[times or slice(None)]
         jobs = [
             (paths[band], self.grids[group], patch)
-            for paths in self.bands
+            for paths in dates
             for group, bands in BAND_GROUPS.items()
             for band in bands
         ]
         blocks = iter(self._pool.map(self._read, jobs))
         out: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}
-        for _ in self.bands:
+        for _ in dates:
             for group, bands in BAND_GROUPS.items():
                 out[group].append(np.concatenate([next(blocks) for _ in bands]))
         return {g: np.stack(v) for g, v in out.items()}
@@ -418,11 +420,12 @@ class CogLoader(_RasterioLoader):
             t = src.transform
             return Grid(t.c, t.f, t.a, src.width, src.height)
 
-    def load(self, patch: Patch) -> dict[str, np.ndarray]:
-        jobs = [(item[g], self.grids[g], patch) for item in self.items for g in GROUPS]
+    def load(self, patch: Patch, times: slice | None = None) -> dict[str, np.ndarray]:
+        items = self.items[times or slice(None)]
+        jobs = [(item[g], self.grids[g], patch) for item in items for g in GROUPS]
         blocks = iter(self._pool.map(self._read, jobs))
         out: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}
-        for _ in self.items:
+        for _ in items:
             for group in GROUPS:
                 out[group].append(next(blocks))
         return {g: np.stack(v) for g, v in out.items()}
@@ -490,27 +493,27 @@ class ZarrLoader(Loader):
             )
         return self
 
-    async def _load(self, patch: Patch) -> dict[str, np.ndarray]:
+    async def _load(self, patch: Patch, times: slice | None = None) -> dict[str, np.ndarray]:
         from zarr.api.asynchronous import open_array
 
         async def one(group: str) -> np.ndarray:
             row, col, size = self.grids[group].window(patch)
             arr = await open_array(store=self.store, path=f"{self.path}/{group}/data", mode="r")
             return await arr.getitem(
-                (slice(None), slice(None), slice(row, row + size), slice(col, col + size))
+                (times or slice(None), slice(None), slice(row, row + size), slice(col, col + size))
             )
 
         arrays = await asyncio.gather(*(one(g) for g in GROUPS))
         return dict(zip(GROUPS, arrays, strict=True))
 
-    def load(self, patch: Patch) -> dict[str, np.ndarray]:
+    def load(self, patch: Patch, times: slice | None = None) -> dict[str, np.ndarray]:
         import zarr
         from zarr.core.sync import sync
 
         # Every chunk of every group in flight at once (zarr's default is 10 requests): on S3
         # a patch is latency-bound, locally the decode threads are the limit anyway.
         with zarr.config.set({"async.concurrency": self.concurrency}):
-            return {g: np.asarray(a) for g, a in sync(self._load(patch)).items()}
+            return {g: np.asarray(a) for g, a in sync(self._load(patch, times)).items()}
 
     def bytes_mark(self) -> Any:
         return self.counter.nbytes
@@ -527,7 +530,7 @@ class XarrayZarrLoader(ZarrLoader):
     """The reference's way, as a baseline: ``xarray.open_zarr(..).isel(..).load()`` with dask,
     one group after another, opened per load."""
 
-    def _load_sync(self, patch: Patch) -> dict[str, np.ndarray]:
+    def _load_sync(self, patch: Patch, times: slice | None = None) -> dict[str, np.ndarray]:
         import xarray as xr
 
         out = {}
@@ -541,12 +544,14 @@ class XarrayZarrLoader(ZarrLoader):
                 zarr_format=3,
                 mask_and_scale=False,
             )
-            sel = ds["data"].isel(y=slice(row, row + size), x=slice(col, col + size))
+            sel = ds["data"].isel(
+                time=times or slice(None), y=slice(row, row + size), x=slice(col, col + size)
+            )
             out[group] = sel.load().values
         return out
 
-    def load(self, patch: Patch) -> dict[str, np.ndarray]:
-        return self._load_sync(patch)
+    def load(self, patch: Patch, times: slice | None = None) -> dict[str, np.ndarray]:
+        return self._load_sync(patch, times)
 
 
 @dataclass(frozen=True)

@@ -86,9 +86,12 @@ def read_listing(path: str | os.PathLike, text: str | None = None) -> dict[str, 
 
 
 def cog_items(path: str | os.PathLike, text: str | None = None) -> list[dict[str, Any]]:
-    """Per date (in time order), ``{"id", group: COG path relative to the listing}``."""
+    """Per date (in time order), ``{"id", "datetime", group: COG path relative to the listing}``."""
     doc = read_listing(path, text)
-    return [{"id": p["id"], **{g: p["cogs"][g] for g in GROUPS}} for p in doc["products"]]
+    return [
+        {"id": p["id"], "datetime": p.get("datetime"), **{g: p["cogs"][g] for g in GROUPS}}
+        for p in doc["products"]
+    ]
 
 
 def product_folders(path: str | os.PathLike) -> list[str]:
