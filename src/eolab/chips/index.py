@@ -52,7 +52,7 @@ def grid_of(item: pystac.Item, chip_size: int) -> ChipGrid:
             raise InputError(f"STAC item {item.id}: no proj:shape/proj:transform to grid")
         finest = max(sized, key=lambda f: f["proj:shape"][0] * f["proj:shape"][1])
         shape, transform = finest["proj:shape"], finest.get("proj:transform")
-        props = {**finest, **{k: v for k, v in props.items() if k == "proj:code"}}
+        props = {**finest, **{k: v for k, v in props.items() if k in ("proj:code", "proj:epsg")}}
     code = props.get("proj:code") or (
         f"EPSG:{props['proj:epsg']}" if props.get("proj:epsg") else None
     )
@@ -153,7 +153,7 @@ def index_item(
 ) -> gpd.GeoDataFrame:
     """Index one STAC item: read its masks through the sensor hook and reduce them per chip."""
     statistics = statistics or statistics_for(item)
-    grid = grid_of(item, chip_size)
+    grid = statistics.grid(grid_of(item, chip_size))
     fractions = all_fractions(grid, statistics.masks(item))
     if item.datetime is None:
         raise InputError(f"STAC item {item.id}: no datetime")
@@ -165,6 +165,7 @@ def index_item(
         "chip_size": chip_size,
         "max_nodata": max_nodata,
         "sensor": statistics.name,
+        "resolution": getattr(statistics, "resolution", None),
         "grid": {
             "shape": list(grid.shape),
             "transform": list(grid.transform)[:6],
@@ -220,6 +221,7 @@ def index_items(
     sensor: str = "auto",
     s3: S3Access | None = None,
     progress: bool = True,
+    resolution: float | None = None,
 ) -> list[Path]:
     """Write ``out_dir/<item_id>.parquet`` for each item; files already built with the same
     settings are kept (a rerun resumes)."""
@@ -227,7 +229,7 @@ def index_items(
     with gdal_env(s3):
         for item in tqdm(items, desc="chip index", unit="item", disable=not progress):
             path = Path(out_dir) / f"{item.id}.parquet"
-            statistics = statistics_for(item, sensor)
+            statistics = statistics_for(item, sensor, resolution)
             done = index_settings(path) if path.exists() else None
             if (
                 done
@@ -235,6 +237,7 @@ def index_items(
                 and done.get("chip_size") == chip_size
                 and done.get("max_nodata") == max_nodata
                 and done.get("sensor") == statistics.name
+                and done.get("resolution") == getattr(statistics, "resolution", None)
             ):
                 written.append(path)
                 continue
