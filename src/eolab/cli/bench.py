@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "download": "eolab.cli.download:bench_download",
     "convert": "eolab.cli.sentinel2:bench_convert",
     "benv2": "eolab.cli.benv2:bench_benv2",
+    "unzip-s3": "eolab.cli.stage:bench_unzip_s3",
 }
 
 

@@ -347,67 +347,121 @@ def _kept_members(writer: Writer, entries: list[ZipEntry]) -> set[str]:
     return done
 
 
+class NeedsDirectory(InputError):
+    """A member the local headers alone cannot place (a data descriptor: sizes after the data)."""
+
+
+def extract_local(reader: Prefetch, writer: Writer) -> tuple[int, int, int]:
+    """Extract members front to back by their local headers until the central directory;
+    members already complete are read past. Returns (members, kept, bytes)."""
+    members = kept = total = 0
+    while True:
+        signature = reader.peek(4)
+        if signature in CENTRAL_SIGS or (not signature and members):
+            return members, kept, total
+        if signature != LOCAL_HEADER_SIG:
+            raise InputError(
+                f"{reader.name}: not a zip stream (no local header at byte {reader.position})"
+            )
+        member = _read_local_header(reader, reader.name)
+        if member.name.endswith("/"):
+            writer.write(member, reader.chunks(member.compressed_size))
+            continue
+        members += 1
+        total += member.size
+        if writer.complete(member):
+            reader.skip(member.compressed_size)
+            kept += 1
+        else:
+            writer.write(member, reader.chunks(member.compressed_size))
+
+
 def unzip_s3(
     client: Any, bucket: str, key: str, dest: str | os.PathLike, streams: int = 1
 ) -> UnzipResult:
     """Extract ``s3://bucket/key`` (a zip) into the plain folder ``dest`` as it downloads.
 
-    ``streams`` = 1: one sequential GET per run of members (one for a fresh start);
-    more: that many contiguous member groups fetched concurrently with ranged GETs."""
+    ``streams`` = 1 on a fresh start: one plain GET of the object parsed by local headers (no
+    other request; a member with a data descriptor switches to the central directory). A
+    rerun, or ``streams`` > 1: the central directory first (one ranged GET of the tail), then
+    ranged GETs of the members still missing: one per run, or ``streams`` concurrent groups."""
     dest = Path(dest)
     start_time = time.perf_counter()
-    source = S3Source(client, bucket, key)
+    name = f"s3://{bucket}/{key}"
     with exclusive(dest):
-        reader = ZipReader(source)  # one ranged GET of the tail (more for a huge directory)
-        entries = list(reader.entries.values())
-        for entry in entries:
-            check_supported(source.name, entry.name, entry.method, entry.flags)
         work = partial_dir(dest)
+        fresh = not work.exists() or not any(work.iterdir())
         work.mkdir(parents=True, exist_ok=True)
-        writer = Writer(work, source.name)
-        for entry in entries:
-            writer.path(entry.name)  # refuse names leaving the store before writing anything
-        done = _kept_members(writer, entries)
-        runs = plan_runs(entries, done, reader.directory_offset, streams)
-        fetched = [reader.bytes_read]
-        lock = threading.Lock()
-
-        def fetch(run: tuple) -> int:
-            run_start, run_stop, members = run
-            resp = client.get_object(
-                Bucket=bucket, Key=key, Range=f"bytes={run_start}-{run_stop - 1}"
-            )
-            body = resp["Body"]
-            stream = Prefetch(body.read, source.name, run_start, closer=body.close)
+        writer = Writer(work, name)
+        result = None
+        if streams == 1 and fresh:
             try:
-                written = extract_run(stream, members, writer, done)
-            finally:
-                stream.close()
-            with lock:
-                fetched[0] += stream.fetched
-            return written
-
-        if len(runs) > 1 and streams > 1:
-            with ThreadPoolExecutor(streams) as pool:
-                list(pool.map(fetch, runs))
-        else:
-            for run in runs:
-                fetch(run)
-        for entry in entries:
-            if entry.name.endswith("/"):
-                writer.path(entry.name).mkdir(parents=True, exist_ok=True)
+                result = _whole_get(client, bucket, key, writer)
+            except NeedsDirectory:
+                pass  # the members written so far are kept by the ranged path
+        if result is None:
+            result = _ranged(client, bucket, key, writer, streams)
         _finish(work, dest)
+    result.destination = str(dest)
+    result.seconds = time.perf_counter() - start_time
+    return result
+
+
+def _whole_get(client: Any, bucket: str, key: str, writer: Writer) -> UnzipResult:
+    """One GET of the whole object, extracted by local headers as it arrives."""
+    try:
+        resp = client.get_object(Bucket=bucket, Key=key)
+    except Exception as exc:  # botocore raises ClientError subclasses
+        raise InputError(f"{writer.zip_name}: cannot read object ({exc})") from exc
+    body = resp["Body"]
+    reader = Prefetch(body.read, writer.zip_name, closer=body.close)
+    try:
+        members, kept, total = extract_local(reader, writer)
+    finally:
+        reader.close()
+    return UnzipResult(writer.zip_name, "", members, total, reader.fetched, kept, 1, 0.0)
+
+
+def _ranged(client: Any, bucket: str, key: str, writer: Writer, streams: int) -> UnzipResult:
+    """The central directory first, then ranged GETs of the members still to extract."""
+    source = S3Source(client, bucket, key)
+    reader = ZipReader(source)  # one ranged GET of the tail (two for a huge directory)
+    entries = list(reader.entries.values())
+    for entry in entries:
+        check_supported(source.name, entry.name, entry.method, entry.flags)
+        writer.path(entry.name)  # refuse names leaving the store before writing anything
+    done = _kept_members(writer, entries)
+    runs = plan_runs(entries, done, reader.directory_offset, streams)
+    fetched = [reader.bytes_read]
+    lock = threading.Lock()
+
+    def fetch(run: tuple[int, int, list[ZipEntry]]) -> None:
+        run_start, run_stop, members = run
+        resp = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={run_start}-{run_stop - 1}")
+        body = resp["Body"]
+        stream = Prefetch(body.read, source.name, run_start, closer=body.close)
+        try:
+            extract_run(stream, members, writer, done)
+        finally:
+            stream.close()
+        with lock:
+            fetched[0] += stream.fetched
+
+    if len(runs) > 1 and streams > 1:
+        with ThreadPoolExecutor(streams) as pool:
+            list(pool.map(fetch, runs))
+    else:
+        for run in runs:
+            fetch(run)
+    for entry in entries:
+        if entry.name.endswith("/"):
+            writer.path(entry.name).mkdir(parents=True, exist_ok=True)
     files = [e for e in entries if not e.name.endswith("/")]
+    requests = 1 + reader.reads + len(runs)  # the HEAD for the size, the tail, the runs
     return UnzipResult(
-        source=source.name,
-        destination=str(dest),
-        members=len(files),
-        bytes=sum(e.size for e in files),
-        fetched=fetched[0],
-        kept=len(done),
-        requests=reader.reads + len(runs) + 1,  # + the HEAD for the size
-        seconds=time.perf_counter() - start_time,
-    )
+        source.name, "", len(files), sum(e.size for e in files), fetched[0], len(done),
+        requests, 0.0,
+    )  # fmt: skip
 
 
 def unzip_stream(stream: BinaryIO, dest: str | os.PathLike, name: str = "<stream>") -> UnzipResult:
@@ -420,38 +474,13 @@ def unzip_stream(stream: BinaryIO, dest: str | os.PathLike, name: str = "<stream
         work.mkdir(parents=True, exist_ok=True)
         writer = Writer(work, name)
         reader = Prefetch(stream.read, name)
-        members = kept = total = 0
         try:
-            while True:
-                signature = reader.peek(4)
-                if signature in CENTRAL_SIGS or (not signature and members):
-                    break
-                if signature != LOCAL_HEADER_SIG:
-                    raise InputError(
-                        f"{name}: not a zip stream (no local header at byte {reader.position})"
-                    )
-                member = _read_local_header(reader, name)
-                if not member.name.endswith("/"):
-                    members += 1
-                    total += member.size
-                if not member.name.endswith("/") and writer.complete(member):
-                    reader.skip(member.compressed_size)
-                    kept += 1
-                else:
-                    writer.write(member, reader.chunks(member.compressed_size))
+            members, kept, total = extract_local(reader, writer)
         finally:
             reader.close()
         _finish(work, dest)
-    return UnzipResult(
-        source=name,
-        destination=str(dest),
-        members=members,
-        bytes=total,
-        fetched=reader.fetched,
-        kept=kept,
-        requests=1,
-        seconds=time.perf_counter() - start_time,
-    )
+    seconds = time.perf_counter() - start_time
+    return UnzipResult(name, str(dest), members, total, reader.fetched, kept, 1, seconds)
 
 
 LOCAL_HEADER_SIG = struct.pack("<I", LOCAL_SIG)
@@ -466,7 +495,7 @@ def _read_local_header(reader: Prefetch, zip_name: str) -> Member:
     extra = reader.read_exact(e_len)
     check_supported(zip_name, name, method, flags)
     if flags & FLAG_DATA_DESCRIPTOR:
-        raise InputError(
+        raise NeedsDirectory(
             f"{zip_name}: member {name!r} has a data descriptor (sizes after the data): "
             "a forward-only stream cannot extract it; use unzip_s3 (central directory first)"
         )
