@@ -436,9 +436,15 @@ def patch_load(
 )
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--http/--no-http",
+    default=False,
+    show_default=True,
+    help="Also serve the zip from a local nginx: one GET then unzip vs unzip_stream over it.",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
 @storage_options
-def bench_unzip_s3(zip_path, size_mb, streams, repeats, seed, out, **kw) -> None:
+def bench_unzip_s3(zip_path, size_mb, streams, repeats, seed, http, out, **kw) -> None:
     """Streamed unzip S3 -> temp against download + unzip of the same zip (same S3 server);
     prints each variant's median time and its ratio to download + unzip."""
     from eolab.core.atomic import write_json
@@ -474,6 +480,7 @@ def bench_unzip_s3(zip_path, size_mb, streams, repeats, seed, out, **kw) -> None
                 repeats,
                 kw["workers"],
                 echo=click.echo,
+                http=http,
             )
     doc["s3"] = describe_s3(s3)
     write_json(out, doc)

@@ -73,9 +73,6 @@ class UnzipResult:
     requests: int
     seconds: float
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
 
 def partial_dir(dest: Path) -> Path:
     """The work folder beside ``dest`` (stable, so a rerun finds what an earlier one wrote)."""
@@ -115,6 +112,7 @@ class Prefetch:
         self.fetched = 0
         self._queue: queue.Queue = queue.Queue(QUEUE_CHUNKS)
         self._buffer = memoryview(b"")
+        self._eof = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, args=(read,), daemon=True)
         self._thread.start()
@@ -130,10 +128,14 @@ class Prefetch:
             self._queue.put(exc)
 
     def _next(self) -> bool:
+        """Take the next chunk from the reader thread; False at the end of the stream."""
+        if self._eof:
+            return False
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise InputError(f"{self.name}: read failed at byte {self.position} ({item})") from item
         if not item:
+            self._eof = True
             return False
         self.fetched += len(item)
         self._buffer = memoryview(item)
@@ -160,9 +162,6 @@ class Prefetch:
     def skip(self, n: int) -> None:
         for _ in self.chunks(n):
             pass
-
-    def at_end(self) -> bool:
-        return not self._buffer and not self._next()
 
     def peek(self, n: int) -> bytes:
         """The next ``n`` bytes without consuming them (fewer at the end of the stream)."""

@@ -12,6 +12,11 @@ variants' order rotating between repeats so none always runs on a warmer server:
 
 The first repeat checks that every variant produced the same files with the same bytes. The
 report gives the median seconds of each and its ratio to download+unzip.
+
+With ``http=True`` the same zip is also served by a local nginx (``sendfile``, far faster than
+moto, so the server is not the bottleneck) and two more variants run: ``http-get+unzip`` (one
+GET to a file, then ``unzip``) and ``http-stream`` (``unzip_stream`` over the same GET); their
+ratio is the overlap's gain when transfer and extraction cost about the same.
 """
 
 from __future__ import annotations
@@ -40,14 +45,38 @@ def tree_digest(root: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+HTTP_GET = "http-get+unzip"
+HTTP_STREAM = "http-stream"
+
+
 def _variant(
-    name: str, zipped: Any, client: Any, bucket: str, prefix: str, area: Path, workers: int
+    name: str,
+    zipped: Any,
+    client: Any,
+    bucket: str,
+    prefix: str,
+    area: Path,
+    workers: int,
+    url: str | None = None,
 ) -> tuple[float, Path]:
+    import shutil
+    import urllib.request
+
     from eolab.lab.staging import download_dataset, unzip_from_s3, unzip_store
+    from eolab.zarrio.stream_unzip import unzip_stream
 
     store = area / "store" / zipped.entry.removesuffix(".zip")
     start = time.perf_counter()
-    if name == BASELINE:
+    if name == HTTP_GET:
+        local = area / "zip" / zipped.entry
+        local.parent.mkdir(parents=True)
+        with urllib.request.urlopen(url) as resp, open(local, "wb") as out:
+            shutil.copyfileobj(resp, out, 1 << 20)
+        unzip_store(zipped.relocated(local.parent), store, workers)
+    elif name == HTTP_STREAM:
+        with urllib.request.urlopen(url) as resp:
+            unzip_stream(resp, store, name=url)
+    elif name == BASELINE:
         staged, _ = download_dataset(zipped, client, bucket, prefix, area / "zip", workers)
         unzip_store(staged, store, workers)
     elif name == SINGLE_GET:
@@ -75,20 +104,49 @@ def run(
     repeats: int = 3,
     workers: int = 8,
     echo: Any = print,
+    http: bool = False,
 ) -> dict[str, Any]:
     """Time every variant ``repeats`` times on the zip at ``zip_path`` (uploaded first)."""
-    from eolab.lab.staging import dataset, ensure_uploaded, scratch_area
+    import contextlib
+
+    from eolab.fixtures.localhttp import NginxServer
+    from eolab.lab.staging import dataset, ensure_uploaded
 
     zipped = dataset("zarr-zip", zip_path)
     ensure_uploaded(zipped, client, bucket, prefix, workers)
     variants = [BASELINE, SINGLE_GET] + [("stream" if n == 1 else f"ranged-{n}") for n in streams]
+    variants += [HTTP_GET, HTTP_STREAM] if http else []
+    with contextlib.ExitStack() as stack:
+        url = None
+        if http:
+            server = stack.enter_context(NginxServer(zip_path.parent))
+            url = f"{server.url}/{zip_path.name}"
+        seconds, members = _repeat(variants, zipped, client, bucket, prefix, temp_root,
+                                   repeats, workers, url, echo)  # fmt: skip
+    return _summary(zip_path, seconds, members, repeats, workers)
+
+
+def _repeat(
+    variants: list[str],
+    zipped: Any,
+    client: Any,
+    bucket: str,
+    prefix: str,
+    temp_root: Path,
+    repeats: int,
+    workers: int,
+    url: str | None,
+    echo: Any,
+) -> tuple[dict[str, list[float]], int]:
+    from eolab.lab.staging import scratch_area
+
     seconds: dict[str, list[float]] = {v: [] for v in variants}
     reference: dict[str, tuple[int, int]] | None = None
     for rep in range(repeats):
         order = variants[rep % len(variants) :] + variants[: rep % len(variants)]
         for name in order:
             with scratch_area(temp_root) as area:
-                took, store = _variant(name, zipped, client, bucket, prefix, area, workers)
+                took, store = _variant(name, zipped, client, bucket, prefix, area, workers, url)
                 if rep == 0:
                     digest = tree_digest(store)
                     if reference is None:
@@ -97,21 +155,41 @@ def run(
                         raise InputError(f"{name}: extracted store differs from the others")
             seconds[name].append(took)
             echo(f"repeat {rep + 1}/{repeats} {name}: {took:.2f} s")
+    return seconds, len(reference or {})
+
+
+#: The download-then-unzip variant each streamed variant is paired with (same server, one GET).
+PAIRED = {"stream": SINGLE_GET, HTTP_STREAM: HTTP_GET}
+
+
+def _paired(name: str) -> str:
+    return PAIRED.get(name, SINGLE_GET if name.startswith("ranged-") else BASELINE)
+
+
+def _summary(
+    zip_path: Path,
+    seconds: dict[str, list[float]],
+    members: int,
+    repeats: int,
+    workers: int,
+) -> dict[str, Any]:
     size = zip_path.stat().st_size
-    base = statistics.median(seconds[BASELINE])
+    median = {name: statistics.median(times) for name, times in seconds.items()}
     results = {
         name: {
             "seconds": times,
-            "median_s": statistics.median(times),
-            "mb_per_s": size / 1e6 / statistics.median(times),
-            "ratio_to_download_unzip": statistics.median(times) / base,
+            "median_s": median[name],
+            "mb_per_s": size / 1e6 / median[name],
+            "ratio_to_download_unzip": median[name] / median[BASELINE],
+            "paired_with": _paired(name),
+            "ratio_to_paired": median[name] / median[_paired(name)],
         }
         for name, times in seconds.items()
     }
     return {
         "zip": str(zip_path),
         "zip_bytes": size,
-        "members": len(reference or {}),
+        "members": members,
         "repeats": repeats,
         "workers": workers,
         "results": results,
@@ -122,11 +200,12 @@ def format_report(doc: dict[str, Any]) -> str:
     lines = [
         f"zip {doc['zip_bytes'] / 1e9:.2f} GB, {doc['members']} files, "
         f"median of {doc['repeats']} repeats",
-        f"{'variant':<16} {'median s':>9} {'MB/s':>8} {'ratio':>7}",
+        f"{'variant':<16} {'median s':>9} {'MB/s':>8} {'vs download+unzip':>18}  vs paired",
     ]
     for name, r in doc["results"].items():
         lines.append(
             f"{name:<16} {r['median_s']:>9.2f} {r['mb_per_s']:>8.1f} "
-            f"{r['ratio_to_download_unzip']:>6.2f}x"
+            f"{r['ratio_to_download_unzip']:>17.2f}x  "
+            f"{r['ratio_to_paired']:.2f}x {r['paired_with']}"
         )
     return "\n".join(lines)

@@ -281,3 +281,32 @@ def test_stage_unzip_s3_writes_the_staging_timing(plain, tmp_path, s3_server, mo
     assert doc["extra"]["requests"] >= 3 and doc["uploaded_first"]["objects"] == 1
     assert {"seconds", "mb_per_s", "objects_per_s", "environment", "temp_source"} <= set(doc)
     assert list(temp.iterdir()) == []
+
+
+def test_bench_unzip_s3_compares_every_variant_on_the_same_server(tmp_path, s3_server, monkeypatch):
+    from eolab.cli import main
+    from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", LOCAL_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET)
+    out = tmp_path / "bench.json"
+    main(["bench", "unzip-s3", "--size-mb", "2", "--repeats", "1", "--streams", "1,2", "--http",
+          "--temp-dir", str(tmp_path / "t"), "--s3-endpoint-url", s3_server.endpoint_url,
+          "--s3-bucket", "bench", "--out", str(out)])  # fmt: skip
+    doc = json.loads(out.read_text())
+    variants = [
+        "download+unzip",
+        "get+unzip",
+        "stream",
+        "ranged-2",
+        "http-get+unzip",
+        "http-stream",
+    ]
+    assert sorted(doc["results"]) == sorted(variants)
+    assert doc["members"] > 10 and doc["zip_bytes"] > 2 << 20
+    base = doc["results"]["download+unzip"]["median_s"]
+    stream = doc["results"]["stream"]
+    assert stream["ratio_to_download_unzip"] == pytest.approx(stream["median_s"] / base)
+    assert stream["paired_with"] == "get+unzip"
+    assert doc["results"]["http-stream"]["paired_with"] == "http-get+unzip"
+    assert list((tmp_path / "t").iterdir()) == []
