@@ -31,7 +31,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -56,6 +56,8 @@ CHUNK = 1 << 20
 QUEUE_CHUNKS = 16
 #: Bytes of already-extracted members read and dropped rather than starting a new GET.
 MAX_SKIP = 8 << 20
+#: Members up to this size are written by the writer threads (larger ones as they stream).
+INLINE_MAX = 8 << 20
 PARTIAL_SUFFIX = ".unzip-partial"
 CENTRAL_SIGS = (b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07")
 
@@ -200,13 +202,31 @@ class Member:
 
 
 class Writer:
-    """Writes members under ``root``: ``<name>.part`` first, renamed once size and CRC match."""
+    """Writes members under ``root``: ``<name>.part`` first, renamed once size and CRC match.
 
-    def __init__(self, root: Path, zip_name: str) -> None:
+    Creating a file or folder costs a millisecond or more on some filesystems, which for
+    thousands of chunk files outweighs the bytes: members up to ``INLINE_MAX`` are handed whole
+    to ``workers`` threads (at most ``4 * workers`` in flight, so memory stays bounded); larger
+    ones are written piece by piece as they arrive. Use as a context manager: leaving it waits
+    for every write and raises the first failure."""
+
+    def __init__(self, root: Path, zip_name: str, workers: int = 8) -> None:
         self.root = root
         self.zip_name = zip_name
-        self._dirs: set[Path] = set()
+        self._pool = ThreadPoolExecutor(workers, "unzip-write") if workers > 1 else None
+        self._slots = threading.Semaphore(4 * workers)
+        self._pending: list[Future] = []
         self._lock = threading.Lock()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self._pool is None:
+            return
+        self._pool.shutdown(wait=True)
+        if exc_type is None:
+            self._raise_failed(all_done=True)
 
     def path(self, name: str) -> Path:
         return member_path(self.root, name.rstrip("/"), self.zip_name)
@@ -221,26 +241,43 @@ class Writer:
             return False
         return file_crc(path) == member.crc32
 
-    def _mkdir(self, folder: Path) -> None:
-        with self._lock:
-            if folder in self._dirs:
-                return
-            self._dirs.add(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-
     def write(self, member: Member, pieces: Iterator[memoryview]) -> None:
         """Write the member's (compressed) bytes from ``pieces``, checking size and CRC-32."""
         if member.name.endswith("/"):
-            self._mkdir(self.path(member.name))
+            self.path(member.name).mkdir(parents=True, exist_ok=True)
             for _ in pieces:
                 pass
             return
+        if self._pool is None or member.compressed_size > INLINE_MAX:
+            self._write(member, pieces)
+            return
+        data = b"".join(pieces)
+        self._raise_failed()
+        self._slots.acquire()
+        future = self._pool.submit(self._write, member, iter((data,)))
+        future.add_done_callback(lambda _: self._slots.release())
+        with self._lock:
+            self._pending.append(future)
+
+    def _raise_failed(self, all_done: bool = False) -> None:
+        """Raise the first failed background write; forget the finished ones."""
+        with self._lock:
+            done = [f for f in self._pending if all_done or f.done()]
+            self._pending = [f for f in self._pending if not (all_done or f.done())]
+        for future in done:
+            future.result()
+
+    def _write(self, member: Member, pieces: Iterator[memoryview | bytes]) -> None:
         path = self.path(member.name)
-        self._mkdir(path.parent)
         part = path.with_name(path.name + ".part")
+        try:
+            fh = open(part, "wb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:  # folders only when needed: creating one is slow
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(part, "wb")  # noqa: SIM115
         crc, size = 0, 0
         inflate = zlib.decompressobj(-15) if member.method == DEFLATED else None
-        with open(part, "wb") as fh:
+        with fh:
             for piece in pieces:
                 data = inflate.decompress(piece) if inflate else piece
                 crc = zlib.crc32(data, crc)
@@ -376,14 +413,20 @@ def extract_local(reader: Prefetch, writer: Writer) -> tuple[int, int, int]:
 
 
 def unzip_s3(
-    client: Any, bucket: str, key: str, dest: str | os.PathLike, streams: int = 1
+    client: Any,
+    bucket: str,
+    key: str,
+    dest: str | os.PathLike,
+    streams: int = 1,
+    workers: int = 8,
 ) -> UnzipResult:
     """Extract ``s3://bucket/key`` (a zip) into the plain folder ``dest`` as it downloads.
 
     ``streams`` = 1 on a fresh start: one plain GET of the object parsed by local headers (no
     other request; a member with a data descriptor switches to the central directory). A
     rerun, or ``streams`` > 1: the central directory first (one ranged GET of the tail), then
-    ranged GETs of the members still missing: one per run, or ``streams`` concurrent groups."""
+    ranged GETs of the members still missing: one per run, or ``streams`` concurrent groups.
+    ``workers`` threads create the member files."""
     dest = Path(dest)
     start_time = time.perf_counter()
     name = f"s3://{bucket}/{key}"
@@ -391,15 +434,16 @@ def unzip_s3(
         work = partial_dir(dest)
         fresh = not work.exists() or not any(work.iterdir())
         work.mkdir(parents=True, exist_ok=True)
-        writer = Writer(work, name)
         result = None
         if streams == 1 and fresh:
             try:
-                result = _whole_get(client, bucket, key, writer)
+                with Writer(work, name, workers) as writer:
+                    result = _whole_get(client, bucket, key, writer)
             except NeedsDirectory:
                 pass  # the members written so far are kept by the ranged path
         if result is None:
-            result = _ranged(client, bucket, key, writer, streams)
+            with Writer(work, name, workers) as writer:
+                result = _ranged(client, bucket, key, writer, streams)
         _finish(work, dest)
     result.destination = str(dest)
     result.seconds = time.perf_counter() - start_time
@@ -463,7 +507,9 @@ def _ranged(client: Any, bucket: str, key: str, writer: Writer, streams: int) ->
     )  # fmt: skip
 
 
-def unzip_stream(stream: BinaryIO, dest: str | os.PathLike, name: str = "<stream>") -> UnzipResult:
+def unzip_stream(
+    stream: BinaryIO, dest: str | os.PathLike, name: str = "<stream>", workers: int = 8
+) -> UnzipResult:
     """Extract a zip read front to back from ``stream`` (no seeking) into the folder ``dest``,
     by local headers only; a rerun keeps members already complete (their bytes are read past)."""
     dest = Path(dest)
@@ -471,10 +517,10 @@ def unzip_stream(stream: BinaryIO, dest: str | os.PathLike, name: str = "<stream
     with exclusive(dest):
         work = partial_dir(dest)
         work.mkdir(parents=True, exist_ok=True)
-        writer = Writer(work, name)
         reader = Prefetch(stream.read, name)
         try:
-            members, kept, total = extract_local(reader, writer)
+            with Writer(work, name, workers) as writer:
+                members, kept, total = extract_local(reader, writer)
         finally:
             reader.close()
         _finish(work, dest)
