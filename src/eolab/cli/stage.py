@@ -442,9 +442,14 @@ def patch_load(
     show_default=True,
     help="Also serve the zip from a local nginx: one GET then unzip vs unzip_stream over it.",
 )
+@click.option(
+    "--only",
+    default="",
+    help="Comma-separated variants to run (e.g. get+unzip,stream) [default: all].",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
 @storage_options
-def bench_unzip_s3(zip_path, size_mb, streams, repeats, seed, http, out, **kw) -> None:
+def bench_unzip_s3(zip_path, size_mb, streams, repeats, seed, http, only, out, **kw) -> None:
     """Streamed unzip S3 -> temp against download + unzip of the same zip (same S3 server);
     prints each variant's median time and its ratio to download + unzip."""
     from eolab.core.atomic import write_json
@@ -481,6 +486,7 @@ def bench_unzip_s3(zip_path, size_mb, streams, repeats, seed, http, out, **kw) -
                 kw["workers"],
                 echo=click.echo,
                 http=http,
+                only=[v.strip() for v in only.split(",") if v.strip()],
             )
     doc["s3"] = describe_s3(s3)
     write_json(out, doc)
