@@ -257,7 +257,10 @@ def test_crc_in_zip_entries_matches_the_data(plain):
             assert entry.crc32 == zlib.crc32((store / entry.name).read_bytes())
 
 
-def test_stage_unzip_s3_writes_the_staging_timing(plain, tmp_path, s3_server, monkeypatch):
+def test_stage_unzip_s3_writes_the_staging_timing(
+    plain, tmp_path, s3_server, s3_client, monkeypatch
+):
+    # s3_client: the shared server is emptied afterwards
     from eolab.cli.stage import stage
     from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET
 
@@ -269,7 +272,7 @@ def test_stage_unzip_s3_writes_the_staging_timing(plain, tmp_path, s3_server, mo
     out, temp = tmp_path / "unzip_s3.json", tmp_path / "temp"
     args = ["unzip-s3", "--format", "zarr-zip", "--input", zipped, "--tile", "35VLH",
             "--year", "2024", "--timing", out, "--temp-dir", temp, "--streams", "2",
-            "--s3-endpoint-url", s3_server.endpoint_url, "--s3-bucket", "lab"]  # fmt: skip
+            "--s3-endpoint-url", s3_server.endpoint_url, "--s3-bucket", "unzip-stage"]  # fmt: skip
     result = CliRunner().invoke(stage, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
@@ -283,7 +286,10 @@ def test_stage_unzip_s3_writes_the_staging_timing(plain, tmp_path, s3_server, mo
     assert list(temp.iterdir()) == []
 
 
-def test_bench_unzip_s3_compares_every_variant_on_the_same_server(tmp_path, s3_server, monkeypatch):
+def test_bench_unzip_s3_compares_every_variant_on_the_same_server(
+    tmp_path, s3_server, s3_client, monkeypatch
+):
+    # s3_client: the shared server is emptied afterwards
     from eolab.cli import main
     from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET
 
