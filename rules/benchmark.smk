@@ -71,4 +71,3 @@ rule benchmark_train_feed:
         " --loader-workers {params.workers} --seed {params.seed}"
         " --patch-size {params.size} --align {params.align} --s3-log {params.s3_log:q}"
         " {params.options} --out {output.result:q} > {log} 2>&1"
-

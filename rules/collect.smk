@@ -34,7 +34,9 @@ STAGE_TARGETS = {
     ],
     "lab": [t for tile in LAB_TILES for t in staging_timings(tile, S2_YEAR)]
     + expand(rules.benchmark_patch_load.output.result, tile=LAB_TILES, year=S2_YEAR)
-    + expand(rules.benchmark_train_feed.output.result, tile=FEED["tiles"], year=S2_YEAR),
+    + expand(
+        rules.benchmark_train_feed.output.result, tile=FEED["tiles"], year=S2_YEAR
+    ),
     "report": expand(
         [
             rules.plot_file_sizes.output.png,

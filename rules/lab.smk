@@ -79,7 +79,7 @@ STORAGE_OPTIONS = eolab.workflow.storage_options(STORAGE)
 
 def stage_timing(op, fmt="{format}", tile="{tile}", year="{year}"):
     """The timing JSON of a staging operation (a pattern, or one file)."""
-    if op in ("zip_temp", "unzip_temp"):
+    if op in ("zip_temp", "unzip_temp", "unzip_s3"):
         return results("stage", op, f"{tile}_{year}.json")
     return results("stage", op, fmt, f"{tile}_{year}.json")
 
@@ -103,6 +103,7 @@ def staging_timings(tile, year):
         out.append(stage_timing("zip_temp", tile=tile, year=year))
     if "zarr-zip" in LAB_FORMATS:
         out.append(stage_timing("unzip_temp", tile=tile, year=year))
+        out.append(stage_timing("unzip_s3", tile=tile, year=year))
     return out
 
 

@@ -1,4 +1,5 @@
-# Staging between storages, timed: network -> temp, network -> S3, S3 -> temp, zip/unzip on temp.
+# Staging between storages, timed: network -> temp, network -> S3, S3 -> temp, zip/unzip on temp,
+# and a zipped Zarr unzipped from S3 straight to temp as it streams.
 #
 # Every staging job writes only a timing JSON (seconds, bytes, objects); its temp copies are
 # removed at the end. Node-local temp is per job on a cluster ($LOCAL_SCRATCH disappears with
@@ -137,3 +138,29 @@ rule stage_unzip_temp:
         "eolab stage unzip --format zarr-zip --input {params.entry:q}"
         " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
         " {params.options} > {log} 2>&1"
+
+
+rule stage_unzip_s3:
+    input:
+        data=lambda w: network_deps("zarr-zip", w.tile, w.year),
+        uploaded=lambda w: upload_first(
+            SimpleNamespace(format="zarr-zip", tile=w.tile, year=w.year)
+        ),
+    output:
+        timing=stage_timing("unzip_s3"),
+    log:
+        log_path("stage_unzip_s3", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("stage_unzip_s3", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    resources:
+        gres=lab_gres(),
+    params:
+        entry=lambda w: network_input("zarr-zip", w.tile, w.year),
+        options=STORAGE_OPTIONS,
+        s3_log=log_path("stage_unzip_s3", "{tile}_{year}.s3server"),
+    shell:
+        "eolab stage unzip-s3 --format zarr-zip --input {params.entry:q}"
+        " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
+        " --s3-log {params.s3_log:q} {params.options} > {log} 2>&1"

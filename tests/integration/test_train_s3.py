@@ -6,9 +6,9 @@ import pytest
 from train_data import build_tile_year
 
 from eolab.chips.merge import read_index
+from eolab.core.s3 import S3Access, S3Config
 from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET
 from eolab.lab.staging import dataset, upload_dataset
-from eolab.lab.storage import S3Access, S3Config
 from eolab.train.dataset import FORMATS, CubeSource, PatchSeriesDataset
 from eolab.train.sampling import index_samples, random_samples
 from eolab.train.torch import data_loader

@@ -48,6 +48,9 @@ def test_demo_writes_staging_timings_and_charts(demo_run):
         zipped = json.loads((stage / "zip_temp" / f"{tile}_{year}.json").read_text())
         unzipped = json.loads((stage / "unzip_temp" / f"{tile}_{year}.json").read_text())
         assert zipped["objects"] == unzipped["objects"] > 1  # every store file, and back
+        streamed = json.loads((stage / "unzip_s3" / f"{tile}_{year}.json").read_text())
+        assert streamed["operation"] == "unzip-s3"
+        assert (streamed["objects"], streamed["bytes"]) == (unzipped["objects"], unzipped["bytes"])
         for name in ("file_sizes", "load_times", "throughput"):
             png = demo_run / "results" / "report" / f"{name}_{tile}_{year}.png"
             raw = png.read_bytes()

@@ -53,7 +53,7 @@ def grid_of(item: pystac.Item, chip_size: int) -> ChipGrid:
             raise InputError(f"STAC item {item.id}: no proj:shape/proj:transform to grid")
         finest = max(sized, key=lambda f: f["proj:shape"][0] * f["proj:shape"][1])
         shape, transform = finest["proj:shape"], finest.get("proj:transform")
-        props = {**finest, **{k: v for k, v in props.items() if k == "proj:code"}}
+        props = {**finest, **{k: v for k, v in props.items() if k in ("proj:code", "proj:epsg")}}
     code = props.get("proj:code") or (
         f"EPSG:{props['proj:epsg']}" if props.get("proj:epsg") else None
     )
@@ -154,7 +154,7 @@ def index_item(
 ) -> gpd.GeoDataFrame:
     """Index one STAC item: read its masks through the sensor hook and reduce them per chip."""
     statistics = statistics or statistics_for(item)
-    grid = grid_of(item, chip_size)
+    grid = statistics.grid(grid_of(item, chip_size))
     fractions = all_fractions(grid, statistics.masks(item))
     if item.datetime is None:
         raise InputError(f"STAC item {item.id}: no datetime")
@@ -166,6 +166,7 @@ def index_item(
         "chip_size": chip_size,
         "max_nodata": max_nodata,
         "sensor": statistics.name,
+        "resolution": getattr(statistics, "resolution", None),
         "grid": {
             "shape": list(grid.shape),
             "transform": list(grid.transform)[:6],
@@ -221,6 +222,7 @@ def index_items(
     sensor: str = "auto",
     s3: S3Access | None = None,
     progress: bool = True,
+    resolution: float | None = None,
 ) -> list[Path]:
     """Write ``out_dir/<item_id>.parquet`` for each item; files already built with the same
     settings are kept (a rerun resumes)."""
@@ -228,7 +230,7 @@ def index_items(
     with gdal_env(s3):
         for item in progress_bar(items, desc="chip index", unit="item", disable=not progress):
             path = Path(out_dir) / f"{item.id}.parquet"
-            statistics = statistics_for(item, sensor)
+            statistics = statistics_for(item, sensor, resolution)
             done = index_settings(path) if path.exists() else None
             if (
                 done
@@ -236,6 +238,7 @@ def index_items(
                 and done.get("chip_size") == chip_size
                 and done.get("max_nodata") == max_nodata
                 and done.get("sensor") == statistics.name
+                and done.get("resolution") == getattr(statistics, "resolution", None)
             ):
                 written.append(path)
                 continue

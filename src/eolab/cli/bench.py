@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "convert": "eolab.cli.sentinel2:bench_convert",
     "benv2": "eolab.cli.benv2:bench_benv2",
     "train-feed": "eolab.cli.train:train_feed",
+    "unzip-s3": "eolab.cli.stage:bench_unzip_s3",
 }
 
 

@@ -139,19 +139,40 @@ def export_catalog_cmd(catalog, out, base, href_prefix) -> None:
 )
 @click.option(
     "--sensor",
-    type=click.Choice(["auto", "none", "sentinel-2-l1c", "sentinel-2-l2a", "sentinel-1"]),
+    type=click.Choice(
+        [
+            "auto",
+            "none",
+            "sentinel-2-l1c",
+            "sentinel-2-l2a",
+            "sentinel-1",
+            "landsat-c2-l2",
+            "aerial",
+            "naip",
+            "linz",
+        ]
+    ),
     default="auto",
     show_default=True,
 )
+@click.option(
+    "--resolution",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Aerial sensors (aerial, naip, linz): cut chips on this pixel size in metres "
+    "[default: the item's own; linz 0.3].",
+)
 @s3_endpoint_option
-def index_cmd(items, out, chip_size, max_nodata, sensor, s3_endpoint) -> None:
+def index_cmd(items, out, chip_size, max_nodata, sensor, resolution, s3_endpoint) -> None:
     """One GeoParquet chip index per STAC item (ITEMS: item, collection or catalog files)."""
     from eolab.chips.index import index_items, load_items
 
     loaded = load_items(items)
     if not loaded:
         raise InputError(f"no STAC items in {', '.join(map(str, items))}")
-    paths = index_items(loaded, out, chip_size, max_nodata, sensor, _s3(s3_endpoint))
+    paths = index_items(
+        loaded, out, chip_size, max_nodata, sensor, _s3(s3_endpoint), resolution=resolution
+    )
     click.echo(f"{len(paths)} chip indexes in {out}")
 
 

@@ -142,7 +142,8 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(short_help="Timed staging between storages.")
 def stage() -> None:
-    """Timed staging: copy to temp, upload to S3, download from S3, zip/unzip on temp."""
+    """Timed staging: copy to temp, upload to S3, download from S3, zip/unzip on temp, unzip
+    from S3 straight to temp."""
 
 
 @stage.command("copy", short_help="Copy a format to node-local temp.")
@@ -246,6 +247,44 @@ def unzip(fmt, entry, tile, year, timing, **kw) -> None:
         _, result = unzip_store(staged, area / "store" / name, kw["workers"])
     route = ("temp", "temp")
     write_timing(timing, result, tile, year, route, kw["temp_dir"], copied_first=setup.to_json())
+
+
+@stage.command("unzip-s3", short_help="Unzip from S3 straight to temp.")
+@common
+@click.option(
+    "--streams",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="1: one sequential GET parsed as it arrives; N: N concurrent ranged GETs.",
+)
+def unzip_s3(fmt, entry, tile, year, timing, streams, **kw) -> None:
+    """Unzip a zipped Zarr from S3 straight into a store folder on node-local temp, extracting
+    as it downloads (uploading the zip first where it is missing)."""
+    from eolab.core.s3 import s3_access
+    from eolab.lab.staging import dataset, ensure_uploaded, scratch_area, unzip_from_s3
+
+    temp, s3 = resolve_storage(kw)
+    ds = dataset(fmt, entry)
+    with s3_access(s3, kw["s3_log"]) as access:
+        client = access.client(s3_connections(kw["workers"]))
+        setup = ensure_uploaded(ds, client, access.bucket, s3.key(fmt), kw["workers"])
+        with scratch_area(temp) as area:
+            name = ds.entry.removesuffix(".zip")
+            _, result = unzip_from_s3(
+                ds, client, access.bucket, s3.key(fmt), area / "store" / name, streams
+            )
+    first = setup.to_json() if setup else None
+    write_timing(
+        timing,
+        result,
+        tile,
+        year,
+        ("s3", "temp"),
+        kw["temp_dir"],
+        s3=describe_s3(s3),
+        uploaded_first=first,
+    )
 
 
 def format_inputs(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -369,4 +408,85 @@ def patch_load(
         doc["s3"] = describe_s3(s3)
     write_json(out, doc)
     click.echo(format_report(doc))
+    click.echo(f"wrote {out}")
+
+
+@click.command("unzip-s3")
+@click.option(
+    "--input",
+    "zip_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="A zipped Zarr to use [default: generate one of --size-mb random data].",
+)
+@click.option(
+    "--size-mb",
+    type=click.IntRange(1),
+    default=1024,
+    show_default=True,
+    help="Size of the generated store (without --input).",
+)
+@click.option(
+    "--streams",
+    default="1,4",
+    show_default=True,
+    help="Comma-separated stream counts to time (1: one sequential GET).",
+)
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--http/--no-http",
+    default=False,
+    show_default=True,
+    help="Also serve the zip from a local nginx: one GET then unzip vs unzip_stream over it.",
+)
+@click.option(
+    "--only",
+    default="",
+    help="Comma-separated variants to run (e.g. get+unzip,stream) [default: all].",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
+@storage_options
+def bench_unzip_s3(zip_path, size_mb, streams, repeats, seed, http, only, out, **kw) -> None:
+    """Streamed unzip S3 -> temp against download + unzip of the same zip (same S3 server);
+    prints each variant's median time and its ratio to download + unzip."""
+    from eolab.core.atomic import write_json
+    from eolab.core.s3 import s3_access
+    from eolab.lab.staging import scratch_area
+    from eolab.zarrio import unzip_bench
+
+    try:
+        counts = sorted({int(s) for s in streams.split(",") if s.strip()})
+    except ValueError:
+        raise click.UsageError(f"--streams: comma-separated integers, got {streams!r}") from None
+    if not counts or counts[0] < 1:
+        raise click.UsageError("--streams: at least one count >= 1")
+    temp, s3 = resolve_storage(kw)
+    with scratch_area(temp) as work:
+        if zip_path is None:
+            from eolab.fixtures.random_zarr import random_store
+            from eolab.zarrio.zipzarr import zip_store
+
+            click.echo(f"generating a {size_mb} MB random store under {work}")
+            store = random_store(work / "random.zarr", size_mb << 20, seed)
+            zip_path = work / "random.zarr.zip"
+            zip_store(store, zip_path)
+        with s3_access(s3, kw["s3_log"]) as access:
+            client = access.client(s3_connections(kw["workers"]))
+            doc = unzip_bench.run(
+                zip_path,
+                client,
+                access.bucket,
+                s3.key("unzip-bench"),
+                temp,
+                counts,
+                repeats,
+                kw["workers"],
+                echo=click.echo,
+                http=http,
+                only=[v.strip() for v in only.split(",") if v.strip()],
+            )
+    doc["s3"] = describe_s3(s3)
+    write_json(out, doc)
+    click.echo(unzip_bench.format_report(doc))
     click.echo(f"wrote {out}")

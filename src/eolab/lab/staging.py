@@ -1,4 +1,5 @@
-"""Staging between storages, timed: network → temp, network → S3, S3 → temp, zip/unzip on temp.
+"""Staging between storages, timed: network → temp, network → S3, S3 → temp, zip/unzip on temp,
+and a zipped Zarr unzipped from S3 straight to temp as it streams.
 
 Every format is a :class:`Dataset`: a root folder, an entry point relative to it (products
 manifest, COG listing, Zarr store, zip) and the relative paths of all its files. Staging keeps
@@ -271,6 +272,34 @@ def unzip_store(ds: Dataset, dest: Path, workers: int = 8) -> tuple[Dataset, Tim
         "unzip", ds.format, str(ds.entry_path), str(dest), seconds, nbytes, len(names), workers
     )
     return Dataset(formats.ZARR, dest.parent, dest.name, files), timing
+
+
+def unzip_from_s3(
+    ds: Dataset, client: Any, bucket: str, prefix: str, dest: Path, streams: int = 1
+) -> tuple[Dataset, Timing]:
+    """Extract the zipped Zarr ``ds`` uploaded under ``s3://bucket/prefix/`` straight into the
+    store folder ``dest`` as it downloads (``eolab.zarrio.stream_unzip``), no zip on disk."""
+    from eolab.zarrio.stream_unzip import unzip_s3
+
+    if ds.format != "zarr-zip":
+        raise InputError(f"{ds.entry_path}: not a zipped Zarr ({ds.format})")
+    key = _join(prefix, ds.entry)
+    result = unzip_s3(client, bucket, key, dest, streams)
+    files = tuple(
+        sorted(p.relative_to(dest.parent).as_posix() for p in dest.rglob("*") if p.is_file())
+    )
+    timing = Timing(
+        "unzip-s3",
+        ds.format,
+        f"s3://{bucket}/{key}",
+        str(dest),
+        result.seconds,
+        result.bytes,
+        result.members,
+        streams,
+        {"fetched": result.fetched, "requests": result.requests, "kept": result.kept},
+    )
+    return Dataset("zarr", dest.parent, dest.name, files), timing
 
 
 def read_timing(path: str | os.PathLike) -> dict[str, Any]:

@@ -36,6 +36,7 @@ import numpy as np
 
 from eolab.core.errors import InputError
 from eolab.core.provenance import environment
+from eolab.core.s3 import S3Config, s3_access
 from eolab.lab.patchload import DEFAULT_ALIGN_M, DEFAULT_PATCH_M
 from eolab.lab.staging import (
     Dataset,
@@ -46,7 +47,6 @@ from eolab.lab.staging import (
     scratch_area,
     unzip_store,
 )
-from eolab.lab.storage import S3Config, s3_access
 from eolab.train.dataset import FORMATS, CubeSource, PatchSeriesDataset
 from eolab.train.sampling import Sample, random_samples
 

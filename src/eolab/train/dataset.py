@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from eolab.core.errors import InputError
+from eolab.core.s3 import S3Access
 from eolab.lab.patchload import GROUPS, Grid, Loader, Patch, open_loader
 from eolab.lab.staging import Dataset, dataset
-from eolab.lab.storage import S3Access
 from eolab.sentinel2.safe import BAND_GROUPS
 from eolab.train.sampling import Sample
 

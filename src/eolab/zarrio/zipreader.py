@@ -140,6 +140,7 @@ class ZipEntry:
     size: int
     header_offset: int
     data_offset: int | None  # None: unknown until the local header is read
+    crc32: int = 0
 
 
 def _find_eocd(tail: bytes, name: str) -> int:
@@ -206,13 +207,13 @@ def parse_central_directory(cd: bytes, count: int, cd_offset: int, name: str) ->
     a data descriptor (flag bit 3) it therefore starts ``compressed_size`` bytes earlier, and no
     local header needs reading. Entries with a data descriptor keep ``data_offset=None``.
     """
-    raw: list[tuple[str, int, int, int, int, int]] = []
+    raw: list[tuple[str, int, int, int, int, int, int]] = []
     pos = 0
     for _ in range(count):
         if pos + CENTRAL_HEADER.size > len(cd):
             raise InputError(f"{name}: central directory truncated")
         fields = CENTRAL_HEADER.unpack_from(cd, pos)
-        sig, _, _, flags, method, _, _, _, csize, size, n_len, e_len, c_len, _, _, _, offset = (
+        sig, _, _, flags, method, _, _, crc, csize, size, n_len, e_len, c_len, _, _, _, offset = (
             fields
         )
         if sig != CENTRAL_SIG:
@@ -222,16 +223,16 @@ def parse_central_directory(cd: bytes, count: int, cd_offset: int, name: str) ->
         entry_name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
         extra = cd[start + n_len : start + n_len + e_len]
         size, csize, offset = _zip64_extra(extra, size, csize, offset)
-        raw.append((entry_name, method, flags, csize, size, offset))
+        raw.append((entry_name, method, flags, csize, size, offset, crc))
         pos = start + n_len + e_len + c_len
     ends = sorted({r[5] for r in raw} | {cd_offset})
     next_start = {a: b for a, b in zip(ends, ends[1:], strict=False)}
     entries = []
-    for entry_name, method, flags, csize, size, offset in raw:
+    for entry_name, method, flags, csize, size, offset, crc in raw:
         data_offset = None
         if not flags & FLAG_DATA_DESCRIPTOR:
             data_offset = next_start[offset] - csize
-        entries.append(ZipEntry(entry_name, method, flags, csize, size, offset, data_offset))
+        entries.append(ZipEntry(entry_name, method, flags, csize, size, offset, data_offset, crc))
     return entries
 
 
@@ -282,6 +283,7 @@ class ZipReader:
         else:
             cd = self._raw_read(cd_offset, cd_size)
         entries = parse_central_directory(cd, count, cd_offset, self.name)
+        self.directory_offset = cd_offset  # where the last member's bytes end
         return {e.name: e for e in entries}
 
     def names(self) -> list[str]:
