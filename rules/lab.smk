@@ -158,6 +158,6 @@ def train_feed_inputs(wildcards):
 def train_feed_flags(wildcards):
     """`--cog L --zarr S ...`: each configured format's entry point on the network drive."""
     return " ".join(
-        f"{_FORMAT_FLAGS[fmt]} {_q(network_input(fmt, wildcards.tile, wildcards.year))}"
+        f"{FORMAT_REGISTRY[fmt].option} {_q(network_input(fmt, wildcards.tile, wildcards.year))}"
         for fmt in FEED["formats"]
     )

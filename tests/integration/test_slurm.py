@@ -275,6 +275,8 @@ def test_a_missing_project_stops_before_any_job_is_submitted(cluster, tmp_path):
     before = len(cluster.jobs())
     proc = snakemake(workdir, "--profile", "profiles/slurm", *FAST, "all", env=env, timeout=300)
     assert proc.returncode != 0
-    # The executor checks the account with sacctmgr and names the unexpanded variable.
-    assert re.search(r"account \$CSC_PROJECT .*invalid", proc.stdout + proc.stderr), proc.stderr
+    # The plan stops before any job with one line naming the unset variable.
+    out = proc.stdout + proc.stderr
+    assert re.search(r"eolab: error: the Slurm account is \$CSC_PROJECT, an unset", out), out
+    assert "Traceback" not in out
     assert len(cluster.jobs()) == before

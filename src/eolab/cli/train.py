@@ -20,7 +20,7 @@ def _ints(text: str) -> list[int]:
     return values
 
 
-@click.command("train-feed")
+@click.command("train-feed", short_help="Measured DataLoader throughput per format.")
 @click.option("--cog", type=click.Path(path_type=Path, exists=True), help="COG listing JSON.")
 @click.option("--zarr", type=click.Path(path_type=Path, exists=True), help="Zarr store.")
 @click.option(

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from eolab.benv2.store import read_strings
 from eolab.core.errors import InputError
 
 
@@ -48,8 +49,8 @@ class Benv2Dataset:
         self.split = split
         self.reference_maps = reference_maps
         group = zarr.open_group(self.path, mode="r")
-        self.country = np.array([str(c) for c in group["country"][...]])
-        self.patch_id = np.array([str(p) for p in group["patch_id"][...]])
+        self.country = read_strings(group["country"])
+        self.patch_id = read_strings(group["patch_id"])
         self.bands = tuple(dict(group.attrs).get("bands", ()))
         if reference_maps and "reference_map" not in group:
             raise InputError(f"{self.path}: no reference_map array (converted without one)")

@@ -35,7 +35,8 @@ def test_written_listing_keeps_its_format_and_reads_back(tmp_path):
     assert first["metadata"] == "tif/S2A_1/product.json"
     assert read_listing(listing) == doc
     assert cog_items(listing)[1] == {
-        "id": "S2B_2", **{g: f"tif/S2B_2/{g}.tif" for g in ("10m", "20m", "60m")}
+        "id": "S2B_2", "datetime": "2024-06-01T10:00:00Z",
+        **{g: f"tif/S2B_2/{g}.tif" for g in ("10m", "20m", "60m")},
     }  # fmt: skip
     assert cog_items("s3://b/k.json", listing.read_text()) == cog_items(listing)
     assert product_folders(listing) == ["tif/S2A_1", "tif/S2B_2"]
