@@ -15,7 +15,7 @@ def test_train_feed_is_planned_for_the_configured_tiles_only(tmp_path):
     proc = run_snakemake(workdir, "-n", "-p", "--configfile", "config/config.yaml", extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    assert "benchmark_train_feed" in out and "results/benchmark/train_feed/35VLH_2024.json" in out
+    assert "benchmark_train_feed" in out and "results/lab/train_feed/35VLH_2024.json" in out
     (command,) = [line for line in out.splitlines() if "eolab bench train-feed" in line]
     assert "--loader-workers 0,3" in command and "--zarr-zip " in command
     assert "--safe" not in command  # the SAFE format is not a training format

@@ -411,7 +411,7 @@ def patch_load(
     click.echo(f"wrote {out}")
 
 
-@click.command("unzip-s3")
+@click.command("unzip-s3", short_help="Streamed unzip vs download + unzip.")
 @click.option(
     "--input",
     "zip_path",
