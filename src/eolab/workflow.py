@@ -73,6 +73,7 @@ def storage_options(storage: Mapping[str, Any]) -> str:
         + optional("--s3-endpoint-url", s3["endpoint_url"] or None)
         + optional("--s3-profile", s3["profile"] or None)
         + optional("--s3-region", s3["region"] or None)
+        + (["--s3-public-read"] if s3.get("public_read") else [])
     )
 
 

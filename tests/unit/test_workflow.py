@@ -45,12 +45,15 @@ def test_storage_options_default_and_everything_set():
             "prefix": "a/b",
             "profile": "allas",
             "region": "eu-north-1",
+            "public_read": True,
         },
     }
     assert storage_options(storage) == (
         "--s3-bucket b --workers 4 --s3-prefix a/b --temp-dir '/t mp'"
         " --s3-endpoint-url https://a3s.fi --s3-profile allas --s3-region eu-north-1"
+        " --s3-public-read"
     )
+    assert DEFAULT["storage"]["s3"]["public_read"] is False
 
 
 def test_benv2_options_default_then_resplit_with_filters_and_switches():
