@@ -8,6 +8,7 @@ import yaml
 from eolab.workflow import (
     benv2_options,
     cdse_options,
+    patch_region_options,
     stac_dataset_flags,
     storage_options,
     zarr_options,
@@ -103,3 +104,17 @@ def test_stac_dataset_flags_quote_and_normalise():
     )
     assert stac_dataset_flags({"intersects": "area.geojson"}) == "--intersects area.geojson"
     assert stac_dataset_flags({}) == ""
+
+
+def test_patch_region_options_only_the_sides_that_are_set():
+    assert DEFAULT["benchmark"]["patch_load"]["region"] is None
+    assert patch_region_options(None) == ""
+    region = {"x1": 300060, "y1": 6799980.5, "x2": 303000, "y2": 6797040}
+    assert patch_region_options(region) == "--x1 300060 --y1 6799980.5 --x2 303000 --y2 6797040"
+    assert patch_region_options({"x1": None, "x2": 303000}) == "--x2 303000"
+    assert shlex.split(patch_region_options(region))[1::2] == [
+        "300060",
+        "6799980.5",
+        "303000",
+        "6797040",
+    ]

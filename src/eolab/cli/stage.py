@@ -390,10 +390,15 @@ def patch_load(
     from eolab.core.atomic import write_json
     from eolab.core.errors import ConfigError
     from eolab.lab.patchbench import format_report, run
-    from eolab.lab.patchload import Region
+    from eolab.lab.region import Region
     from eolab.lab.staging import dataset
     from eolab.lab.storage import STORAGES
 
+    region = Region(x1, y1, x2, y2)
+    try:
+        region.check_order()  # the tile bounds are checked once the formats are open
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--x1/--y1/--x2/--y2") from None
     inputs = {name: kw.pop(f"input_{name.replace('-', '_')}") for name in formats.NAMES}
     datasets = {fmt: dataset(fmt, path) for fmt, path in inputs.items() if path is not None}
     if not datasets:
@@ -402,11 +407,6 @@ def patch_load(
     unknown = sorted(set(chosen) - set(STORAGES))
     if unknown or not chosen:
         raise click.UsageError(f"--storages: unknown {unknown}; choose from {STORAGES}")
-    region = Region(x1, y1, x2, y2)
-    try:
-        region.check_order()  # the tile bounds are checked once the formats are open
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="--x1/--y1/--x2/--y2") from None
     temp, s3 = resolve_storage(kw)
     doc = run(
         datasets,
