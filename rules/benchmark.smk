@@ -27,13 +27,14 @@ rule benchmark_patch_load:
         align=LAB["align_m"],
         drop="--drop-caches" if LAB["drop_caches"] else "--no-drop-caches",
         baseline="--baseline" if LAB["baseline"] else "--no-baseline",
+        region=eolab.workflow.patch_region_options(LAB["region"]),
         options=STORAGE_OPTIONS,
         s3_log=log_path("benchmark_patch_load", "{tile}_{year}.s3server"),
     shell:
         "eolab bench patch-load {params.flags} --tile {wildcards.tile}"
         " --year {wildcards.year} --storages {params.storages} {params.skip}"
         " --repeats {params.repeats} --seed {params.seed} --patch-size {params.size}"
-        " --align {params.align} {params.drop} {params.baseline}"
+        " --align {params.align} {params.region} {params.drop} {params.baseline}"
         " --s3-log {params.s3_log:q} {params.options} --out {output.result:q} > {log} 2>&1"
 
 

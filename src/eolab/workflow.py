@@ -73,7 +73,20 @@ def storage_options(storage: Mapping[str, Any]) -> str:
         + optional("--s3-endpoint-url", s3["endpoint_url"] or None)
         + optional("--s3-profile", s3["profile"] or None)
         + optional("--s3-region", s3["region"] or None)
+        + (["--s3-public-read"] if s3.get("public_read") else [])
     )
+
+
+def patch_region_options(region: Mapping[str, Any] | None) -> str:
+    """``eolab bench patch-load`` region flags (``--x1 --y1 --x2 --y2``) from
+    ``benchmark.patch_load.region``; a side that is unset is the tile's edge (the order of the
+    sides is checked with the config, eolab.core.config_checks; the tile bounds by the command)."""
+    sides = dict(region or {})
+    return join(part for key in REGION_SIDES for part in optional(f"--{key}", sides.get(key)))
+
+
+#: ``benchmark.patch_load.region`` keys, also the flag names.
+REGION_SIDES = ("x1", "y1", "x2", "y2")
 
 
 BENV2_SWITCHES = {

@@ -133,3 +133,56 @@ def test_zip_and_unzip_on_temp(store, tmp_path):
         assert udoc["objects"] == len(zf.namelist())
         assert udoc["bytes"] == sum(i.file_size for i in zf.infolist())
     assert list((tmp_path / "t").iterdir()) == []
+
+
+def anonymous(url, method="GET", data=None):
+    """(status, body) of a request without any credentials."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method, data=data)) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def test_public_read_lets_anyone_get_objects_and_sets_only_that_policy(
+    store, tmp_path, aws_env, s3_client
+):
+    """moto's server enforces the bucket policy for anonymous GETs (403 before, 200 after) and
+    refuses anonymous overwrites; it lets anyone PUT a *new* key or list a bucket with or without
+    any policy (moto gaps), so that the policy grants no write and no listing is checked on the
+    document itself."""
+    import botocore.exceptions
+
+    from eolab.core.s3 import public_read_policy
+
+    s3 = ["--s3-endpoint-url", aws_env.endpoint_url, "--s3-bucket", "pub", "--s3-prefix", "p"]
+    args = common("zarr", store, tmp_path / "up.json", tmp_path / "t")
+    ds = dataset("zarr", store)
+    rel = sorted(ds.files)[0]
+    url = f"{aws_env.endpoint_url}/pub/p/zarr/{rel}"
+
+    invoke("upload", *args, *s3)  # default: no policy
+    with pytest.raises(botocore.exceptions.ClientError, match="NoSuchBucketPolicy"):
+        s3_client.get_bucket_policy(Bucket="pub")
+    assert anonymous(url)[0] == 403
+
+    invoke("upload", *args, *s3, "--s3-public-read")
+    policy = json.loads(s3_client.get_bucket_policy(Bucket="pub")["Policy"])
+    assert policy == public_read_policy("pub")
+    assert policy["Statement"] == [
+        {
+            "Sid": "EolabPublicRead",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::pub/*",
+        }
+    ]
+    status, body = anonymous(url)
+    assert status == 200
+    assert body == (ds.root / rel).read_bytes()
+    assert anonymous(url, "PUT", b"overwritten")[0] == 403
+    assert s3_client.get_object(Bucket="pub", Key=f"p/zarr/{rel}")["Body"].read() == body

@@ -8,6 +8,7 @@ import yaml
 from eolab.workflow import (
     benv2_options,
     cdse_options,
+    patch_region_options,
     stac_dataset_flags,
     storage_options,
     zarr_options,
@@ -45,12 +46,15 @@ def test_storage_options_default_and_everything_set():
             "prefix": "a/b",
             "profile": "allas",
             "region": "eu-north-1",
+            "public_read": True,
         },
     }
     assert storage_options(storage) == (
         "--s3-bucket b --workers 4 --s3-prefix a/b --temp-dir '/t mp'"
         " --s3-endpoint-url https://a3s.fi --s3-profile allas --s3-region eu-north-1"
+        " --s3-public-read"
     )
+    assert DEFAULT["storage"]["s3"]["public_read"] is False
 
 
 def test_benv2_options_default_then_resplit_with_filters_and_switches():
@@ -100,3 +104,17 @@ def test_stac_dataset_flags_quote_and_normalise():
     )
     assert stac_dataset_flags({"intersects": "area.geojson"}) == "--intersects area.geojson"
     assert stac_dataset_flags({}) == ""
+
+
+def test_patch_region_options_only_the_sides_that_are_set():
+    assert DEFAULT["benchmark"]["patch_load"]["region"] is None
+    assert patch_region_options(None) == ""
+    region = {"x1": 300060, "y1": 6799980.5, "x2": 303000, "y2": 6797040}
+    assert patch_region_options(region) == "--x1 300060 --y1 6799980.5 --x2 303000 --y2 6797040"
+    assert patch_region_options({"x1": None, "x2": 303000}) == "--x2 303000"
+    assert shlex.split(patch_region_options(region))[1::2] == [
+        "300060",
+        "6799980.5",
+        "303000",
+        "6797040",
+    ]

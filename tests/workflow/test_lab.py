@@ -76,3 +76,50 @@ def test_bench_config_validates_and_plans(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "benchmark_patch_load" in proc.stdout + proc.stderr
+
+
+def _overlay(tmp_path, doc):
+    """A config file laid over config/config.yaml (--config turns nested numbers into text)."""
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_dry_run_passes_the_region_and_public_read_to_the_commands(tmp_path):
+    from workflow_util import make_workflow_copy
+
+    region = {"x1": 300060.0, "y1": 6799980.0, "x2": 303000.0, "y2": 6797040.0}
+    overlay = {
+        "benchmark": {"patch_load": {"region": region}},
+        "storage": {"s3": {"public_read": True}},
+    }
+    proc = run_snakemake(
+        make_workflow_copy(tmp_path / "wf"),
+        *("-n", "-p", "lab", "--configfile", "config/config.yaml", _overlay(tmp_path, overlay)),
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    lines = out.splitlines()
+    bench = [line for line in lines if "eolab bench patch-load" in line]
+    assert bench
+    for line in bench:
+        assert " --x1 300060.0 --y1 6799980.0 --x2 303000.0 --y2 6797040.0 " in line
+        assert " --s3-public-read" in line
+    assert any("eolab stage upload" in line and "--s3-public-read" in line for line in lines)
+    assert not any("--x1" in line for line in lines if "eolab stage" in line)
+
+
+def test_a_region_in_the_wrong_order_fails_before_any_job(tmp_path):
+    from workflow_util import make_workflow_copy
+
+    overlay = {"benchmark": {"patch_load": {"region": {"x1": 5.0, "x2": 1.0}}}}
+    proc = run_snakemake(
+        make_workflow_copy(tmp_path / "wf"),
+        *("-n", "lab", "--configfile", "config/config.yaml", _overlay(tmp_path, overlay)),
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "x1=5.0 must be less than x2=1.0" in out
+    assert "Job stats" not in out

@@ -39,6 +39,11 @@ def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--s3-profile", default=None, help="Named AWS profile (credentials)."),
         click.option("--s3-region", default=None),
         click.option(
+            "--s3-public-read",
+            is_flag=True,
+            help="Let anyone GET the bucket's objects (read-only bucket policy; no list/write).",
+        ),
+        click.option(
             "--s3-log",
             type=click.Path(path_type=Path),
             default=None,
@@ -69,6 +74,7 @@ def resolve_storage(kw: dict[str, Any]) -> tuple[Any, Any]:
             "endpoint_url": kw["s3_endpoint_url"],
             "profile": kw["s3_profile"],
             "region": kw["s3_region"],
+            "public_read": kw["s3_public_read"],
         }
     )
     return temp_root(kw["temp_dir"]), s3
@@ -349,6 +355,10 @@ def format_inputs(func: Callable[..., Any]) -> Callable[..., Any]:
     default="",
     help="Comma-separated storage:format pairs to leave out, e.g. s3:safe,s3:cog.",
 )
+@click.option("--x1", type=float, default=None, help="Region left (m, tile CRS) [default: tile].")
+@click.option("--y1", type=float, default=None, help="Region top (m) [default: tile].")
+@click.option("--x2", type=float, default=None, help="Region right (m) [default: tile].")
+@click.option("--y2", type=float, default=None, help="Region bottom (m) [default: tile].")
 @click.option("--keep-temp", is_flag=True, help="Keep the temp copies (for debugging).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
 @storage_options
@@ -365,17 +375,30 @@ def patch_load(
     skip,
     keep_temp,
     out,
+    x1,
+    y1,
+    x2,
+    y2,
     **kw,
 ) -> None:
     """Time loading random patch time series from every format on every storage.
 
-    All formats must return identical pixels for every patch. Prints a summary with the ratios
-    to the xarray/dask baseline and writes the result JSON (the reference's shape, extended)."""
+    Patches are drawn inside the tile, or inside the region ``--x1 --y1 --x2 --y2`` of it (the
+    tile's CRS; a side not given is the tile's edge). All formats must return identical pixels
+    for every patch. Prints a summary with the ratios to the xarray/dask baseline and writes the
+    result JSON (the reference's shape, extended)."""
     from eolab.core.atomic import write_json
+    from eolab.core.errors import ConfigError
     from eolab.lab.patchbench import format_report, run
+    from eolab.lab.region import Region
     from eolab.lab.staging import dataset
     from eolab.lab.storage import STORAGES
 
+    region = Region(x1, y1, x2, y2)
+    try:
+        region.check_order()  # the tile bounds are checked once the formats are open
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--x1/--y1/--x2/--y2") from None
     inputs = {name: kw.pop(f"input_{name.replace('-', '_')}") for name in formats.NAMES}
     datasets = {fmt: dataset(fmt, path) for fmt, path in inputs.items() if path is not None}
     if not datasets:
@@ -403,6 +426,7 @@ def patch_load(
         keep_temp=keep_temp,
         skip=[p.strip() for p in skip.split(",") if p.strip()],
         echo=click.echo,
+        region=region,
     )
     if "s3" in chosen:
         doc["s3"] = describe_s3(s3)

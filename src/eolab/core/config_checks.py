@@ -53,7 +53,21 @@ def value_problems(config: Mapping[str, Any]) -> list[str]:
     benv2 = config.get("benv2")
     if benv2:
         problems += _benv2_problems(benv2)
+    region = config.get("benchmark", {}).get("patch_load", {}).get("region")
+    if region:
+        problems += _region_problems(region)
     return problems
+
+
+def _region_problems(region: Mapping[str, Any]) -> list[str]:
+    """The sides' order; the tile bounds are checked by ``eolab bench patch-load``."""
+    from eolab.lab.region import Region
+
+    try:
+        Region(**{k: region.get(k) for k in ("x1", "y1", "x2", "y2")}).check_order()
+    except ConfigError as exc:
+        return [f"config benchmark.patch_load.{exc}"]
+    return []
 
 
 def _zarr_problems(zarr: Mapping[str, Any]) -> list[str]:

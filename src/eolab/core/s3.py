@@ -16,6 +16,7 @@ local ``moto_server`` around the work (see `eolab.lab.storage`).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -118,6 +119,8 @@ class S3Config:
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
+    #: Apply the read-only public bucket policy (`public_read_policy`) when opening the bucket.
+    public_read: bool = False
 
     @classmethod
     def from_config(
@@ -140,6 +143,7 @@ class S3Config:
             endpoint_url=endpoint,
             profile=profile,
             region=cfg.get("region") or environ.get("AWS_DEFAULT_REGION") or None,
+            public_read=bool(cfg.get("public_read")),
         )
 
     @property
@@ -290,22 +294,61 @@ def ensure_bucket(client: Any, bucket: str) -> None:
             raise RemoteError(f"s3://{bucket}: cannot create bucket ({code})") from exc
 
 
+def public_read_policy(bucket: str) -> dict[str, Any]:
+    """The bucket policy that lets anyone GET the objects of ``bucket``: ``s3:GetObject`` on
+    ``arn:aws:s3:::<bucket>/*`` for every principal; no write and no listing."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EolabPublicRead",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            }
+        ],
+    }
+
+
+def make_public_read(client: Any, bucket: str) -> None:
+    """Set `public_read_policy` on ``bucket`` (replacing any bucket policy it had)."""
+    import botocore.exceptions
+
+    try:
+        client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read_policy(bucket)))
+    except botocore.exceptions.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code"))
+        raise RemoteError(
+            f"s3://{bucket}: cannot set the public-read bucket policy ({code}); "
+            "hint: the credentials must own the bucket, or set storage.s3.public_read: false"
+        ) from exc
+
+
+def open_bucket(access: S3Access) -> None:
+    """Create the configured bucket if missing; make it public-read if the config asks."""
+    client = access.client()
+    ensure_bucket(client, access.bucket)
+    if access.config.public_read:
+        make_public_read(client, access.bucket)
+
+
 @contextlib.contextmanager
 def s3_access(config: S3Config, log_path: str | os.PathLike | None = None) -> Iterator[S3Access]:
     """Yield an :class:`S3Access`; start (and finally stop) a local server if none is configured.
 
-    The bucket is created if missing.
+    The bucket is created if missing and made public-read if ``config.public_read``.
     """
     if config.local:
         from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET, LocalS3Server
 
         with LocalS3Server(log_path=Path(log_path) if log_path else None) as server:
             access = S3Access(config, server.endpoint_url, "us-east-1", LOCAL_KEY_ID, LOCAL_SECRET)
-            ensure_bucket(access.client(), config.bucket)
+            open_bucket(access)
             yield access
         return
     access = _with_credentials(config)
-    ensure_bucket(access.client(), config.bucket)
+    open_bucket(access)
     yield access
 
 

@@ -30,7 +30,15 @@ from eolab.core.provenance import environment
 from eolab.core.s3 import S3Config, s3_access
 from eolab.lab import formats
 from eolab.lab.formats import BASELINE, SHARDED, ZARR, ZIP
-from eolab.lab.patchload import GROUPS, Loader, Patch, open_loader, random_patches
+from eolab.lab.patchload import (
+    GROUPS,
+    Loader,
+    Patch,
+    Region,
+    coarsest,
+    open_loader,
+    random_patches,
+)
 from eolab.lab.staging import Dataset, copy_dataset, ensure_uploaded, s3_connections, scratch_area
 
 STD_DDOF = 1
@@ -241,6 +249,7 @@ def run(
     keep_temp: bool = False,
     skip: Sequence[str] = (),
     echo: Callable[[str], None] = print,
+    region: Region | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark and return the result document (see the module docstring)."""
     if repeats < 1:
@@ -288,6 +297,7 @@ def run(
                 opened,
                 workers,
                 echo,
+                region,
             )
             doc["skipped"] = sorted(skip)
             return doc
@@ -311,6 +321,7 @@ def _measure_all(
     opened: dict[str, dict[str, float]],
     workers: int,
     echo: Callable[[str], None],
+    region: Region | None = None,
 ) -> dict[str, Any]:
     pairs = list(loaders)
     first = loaders[pairs[0]]
@@ -321,7 +332,7 @@ def _measure_all(
                     f"{pair[1]} on {pair[0]}: {group} grid differs from "
                     f"{pairs[0][1]} on {pairs[0][0]}"
                 )
-    patches = random_patches(first.grids, repeats + 1, seed, patch_m, align_m)
+    patches = random_patches(first.grids, repeats + 1, seed, patch_m, align_m, region)
     dropped, drop_reason = (False, "disabled by configuration")
     if drop_caches:
         dropped, drop_reason = drop_page_cache()
@@ -376,6 +387,8 @@ def _measure_all(
         "seed": seed,
         "patch_size_m": patches[0].size,
         "patches": [p.to_json() for p in patches],
+        # where the patches were drawn: [x1, y1, x2, y2] in the tile's CRS (m)
+        "region": list((region or Region()).on(coarsest(first.grids))),
         "storages": list(storages),
         "formats": list(datasets),
         "objects": objects,
@@ -510,6 +523,7 @@ RESULT_SCHEMA = {
             "type": "array",
             "items": {"type": "array", "items": _NUM, "minItems": 3, "maxItems": 3},
         },
+        "region": {"type": "array", "items": _NUM, "minItems": 4, "maxItems": 4},
         "page_cache": {
             "type": "object",
             "required": ["dropped", "reason"],

@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 from zarr.storage import WrapperStore
 
-from eolab.core.errors import InputError
+from eolab.core.errors import ConfigError, InputError
 from eolab.lab import formats
+from eolab.lab.region import Region
 from eolab.lab.staging import Dataset
 from eolab.sentinel2.listing import cog_items
 from eolab.sentinel2.safe import BAND_GROUPS, read_safe
@@ -93,6 +94,11 @@ class Patch:
         return [self.x_min, self.y_max, self.size]
 
 
+def coarsest(grids: dict[str, Grid]) -> Grid:
+    """The grid with the largest pixels (patches align to it)."""
+    return max(grids.values(), key=lambda g: g.res)
+
+
 def patch_geometry(grids: dict[str, Grid], size_m: float, align_m: float) -> tuple[float, float]:
     """The side and corner step (m) actually used.
 
@@ -101,11 +107,17 @@ def patch_geometry(grids: dict[str, Grid], size_m: float, align_m: float) -> tup
     multiples of ``align_m`` and of that pixel. Full-size tiles keep 5100 m (510/255/85 px).
     """
     coarse = max(g.res for g in grids.values())
-    grid = max(grids.values(), key=lambda g: g.res)
+    grid = coarsest(grids)
     half = min(grid.width, grid.height) // 2
     pixels = max(1, min(math.floor(size_m / coarse + 1e-9), half))
     align = math.lcm(round(align_m), round(coarse)) if coarse == round(coarse) else coarse
     return float(pixels * coarse), float(align)
+
+
+def _steps(low: float, high: float, align: float) -> tuple[int, int]:
+    """The first and last multiple k of ``align`` with low <= k * align <= high."""
+    eps = 1e-6
+    return math.ceil(low / align - eps), math.floor(high / align + eps)
 
 
 def random_patches(
@@ -114,20 +126,29 @@ def random_patches(
     seed: int,
     size_m: float = DEFAULT_PATCH_M,
     align_m: float = DEFAULT_ALIGN_M,
+    region: Region | None = None,
 ) -> list[Patch]:
-    """``count`` seeded random squares inside the tile, corners aligned (see patch_geometry)."""
+    """``count`` seeded random squares inside the tile, or inside ``region`` of it, corners
+    aligned (see patch_geometry)."""
     size, align = patch_geometry(grids, size_m, align_m)
-    grid = max(grids.values(), key=lambda g: g.res)
+    grid = coarsest(grids)
     width_m, height_m = grid.width * grid.res, grid.height * grid.res
     if size > min(width_m, height_m):
         raise InputError(f"patch of {size} m does not fit the {width_m} m tile")
-    steps_x = int((width_m - size) // align)
-    steps_y = int((height_m - size) // align)
+    x1, y1, x2, y2 = (region or Region()).on(grid)
+    # corner steps k (x = ulx + k * align, y = uly - k * align) that keep the square in the region
+    kx = _steps(x1 - grid.ulx, x2 - size - grid.ulx, align)
+    ky = _steps(grid.uly - y1, grid.uly - y2 - size, align)
+    if kx[0] > kx[1] or ky[0] > ky[1]:
+        raise ConfigError(
+            f"region x1={x1} y1={y1} x2={x2} y2={y2}: no {size} m patch with corners on "
+            f"multiples of {align} m from the tile corner ({grid.ulx}, {grid.uly}) fits in it"
+        )
     rng = np.random.default_rng(seed)
     return [
         Patch(
-            grid.ulx + align * int(rng.integers(0, steps_x + 1)),
-            grid.uly - align * int(rng.integers(0, steps_y + 1)),
+            grid.ulx + align * int(rng.integers(kx[0], kx[1] + 1)),
+            grid.uly - align * int(rng.integers(ky[0], ky[1] + 1)),
             size,
         )
         for _ in range(count)

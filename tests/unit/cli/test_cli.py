@@ -45,3 +45,22 @@ def test_eolab_error_is_one_clear_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"eolab: error: {missing}: products manifest not found"
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("sides", "message"),
+    [
+        (["--x1", "5", "--x2", "1"], "x1=5.0 must be less than x2=1.0"),
+        (["--y1", "1", "--y2", "5"], "y2=5.0 must be less than y1=1.0"),
+    ],
+)
+def test_patch_load_region_in_the_wrong_order_is_a_bad_parameter(tmp_path, sides, message):
+    # refused before any staging: no input is opened, no server started
+    cog = tmp_path / "cog.json"
+    cog.write_text("{}")
+    args = ["bench", "patch-load", "--cog", str(cog), "--tile", "35VLH", "--year", "2024"]
+    result = CliRunner().invoke(cli, [*args, *sides, "--out", str(tmp_path / "o.json")])
+    assert result.exit_code == 2
+    assert "Invalid value for --x1/--y1/--x2/--y2" in result.output
+    assert message in result.output
+    assert not (tmp_path / "o.json").exists()

@@ -79,3 +79,16 @@ def test_unknown_country_code(config):
 
 def test_error_lines_prefix_every_problem():
     assert error_lines(["a", "b"]) == "eolab: error: a\neolab: error: b"
+
+
+def test_patch_region_in_the_wrong_order(config):
+    config["benchmark"]["patch_load"]["region"] = {"x1": 10.0, "y1": 5.0, "x2": 20.0, "y2": 8.0}
+    assert value_problems(config) == [
+        "config benchmark.patch_load.region: y2=8.0 must be less than y1=5.0 (top)"
+    ]
+    config["benchmark"]["patch_load"]["region"] = {"x1": 30.0, "x2": 20.0}
+    assert value_problems(config) == [
+        "config benchmark.patch_load.region: x1=30.0 must be less than x2=20.0"
+    ]
+    config["benchmark"]["patch_load"]["region"] = {"x1": 10.0, "y1": 9.0, "x2": 20.0, "y2": 8.0}
+    assert value_problems(config) == []

@@ -1,11 +1,12 @@
 """Benchmark arithmetic and geometry: stderr, ratios, targets, pixel checks, random patches."""
 
 import math
+import re
 
 import numpy as np
 import pytest
 
-from eolab.core.errors import InputError
+from eolab.core.errors import ConfigError, InputError
 from eolab.lab.patchbench import (
     MismatchError,
     check_targets,
@@ -15,6 +16,7 @@ from eolab.lab.patchbench import (
     summarize,
 )
 from eolab.lab.patchload import Grid, Patch, patch_geometry, random_patches
+from eolab.lab.region import Region
 
 FULL = {
     "10m": Grid(300000, 6800040, 10, 10980, 10980),
@@ -89,6 +91,52 @@ def test_random_patches_are_seeded_aligned_and_inside():
             row, col, size = grid.window(p)
             assert size * grid.res == 5100
             assert row + size <= grid.height and col + size <= grid.width
+
+
+def test_patches_inside_a_region_are_seeded_aligned_and_inside_it():
+    # the tile: x 300000..409800, y 6690240..6800040; the region's sides are not aligned
+    region = Region(x1=350005, y1=6760000, x2=362000, y2=6748990)
+    patches = random_patches(FULL, 200, seed=3, region=region)
+    assert patches == random_patches(FULL, 200, seed=3, region=region)
+    assert len({(p.x_min, p.y_max) for p in patches}) > 20
+    for p in patches:
+        assert p.x_min >= 350005 and p.x_min + p.size <= 362000
+        assert p.y_max <= 6760000 and p.y_max - p.size >= 6748990
+        assert (p.x_min - 300000) % 60 == 0 and (6800040 - p.y_max) % 60 == 0
+        FULL["10m"].window(p)
+    # the extreme aligned corners are reachable: 350040..356880 and 6760000-..-6754080 ->
+    xs, ys = {p.x_min for p in patches}, {p.y_max for p in patches}
+    assert min(xs) >= 350040 and max(xs) <= 356880 and max(ys) <= 6759960
+    # whole-tile default draws the same patches as before regions existed
+    assert random_patches(FULL, 20, seed=7) == random_patches(FULL, 20, seed=7, region=Region())
+    # one side given: the others are the tile's edges
+    for p in random_patches(FULL, 100, seed=4, region=Region(x2=320000)):
+        assert 300000 <= p.x_min and p.x_min + p.size <= 320000
+
+
+@pytest.mark.parametrize(
+    ("region", "message"),
+    [
+        (Region(x1=360000, x2=350000), "x1=360000 must be less than x2=350000"),
+        (Region(y1=6750000, y2=6760000), "y2=6760000 must be less than y1=6750000"),
+        (
+            Region(x1=290000, y1=6760000, x2=362000, y2=6740000),
+            "x1=290000.0 y1=6760000.0 x2=362000.0 y2=6740000.0 is not inside the tile "
+            "(x 300000..409800, y 6690240..6800040)",
+        ),
+        (Region(y2=6600000), "is not inside the tile"),
+        (
+            Region(x1=350000, y1=6760000, x2=355000, y2=6740000),
+            "no 5100.0 m patch with corners on multiples of 60.0 m",
+        ),
+        # wide enough (5100 m) but no aligned corner: 350010 rounds up to 350040
+        (Region(x1=350010, y1=6760000, x2=355110, y2=6740000), "no 5100.0 m patch"),
+    ],
+)
+def test_bad_regions_are_config_errors_naming_values_and_tile(region, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        random_patches(FULL, 5, seed=1, region=region)
+    assert "\n" not in str(info.value)
 
 
 def test_patches_shrink_to_small_fixture_tiles():

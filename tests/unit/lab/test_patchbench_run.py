@@ -107,3 +107,24 @@ def test_a_format_with_other_pixels_stops_the_run(tiny, tmp_path):
     datasets = {"zarr": tiny["zarr"], "zarr-zip": dataset("zarr-zip", bad_zip)}
     with pytest.raises(MismatchError, match=r"group 60m differs from .* in \d+ pixels"):
         _run(datasets, tmp_path, storages=("network",), baseline=False, repeats=1)
+
+
+def test_run_draws_the_patches_inside_the_region(tiny, tmp_path):
+    from eolab.core.errors import ConfigError
+    from eolab.lab.region import Region
+
+    one = {"zarr": tiny["zarr"]}
+    options = dict(storages=("network",), baseline=False, repeats=8)
+    whole = _run(one, tmp_path, **options)
+    left, top, right, bottom = whole["region"]  # default: the whole tile
+    assert (right - left, top - bottom) == (600, 600)
+    region = Region(left + 60, top - 60, left + 420, top - 420)
+    doc = _run(one, tmp_path, region=region, **options)
+    jsonschema.validate(json.loads(json.dumps(doc)), RESULT_SCHEMA)
+    assert doc["region"] == [left + 60, top - 60, left + 420, top - 420]
+    for x_min, y_max, size in doc["patches"]:
+        assert size == 300
+        assert left + 60 <= x_min and x_min + size <= left + 420
+        assert y_max <= top - 60 and y_max - size >= top - 420
+    with pytest.raises(ConfigError, match=r"is not inside the tile \(x "):
+        _run(one, tmp_path, region=Region(x1=left - 60), **options)
