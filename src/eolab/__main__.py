@@ -1,3 +1,5 @@
+"""``python -m eolab``: the ``eolab`` command line."""
+
 from eolab.cli import main
 
 main()

@@ -33,6 +33,7 @@ def switches(section: Mapping[str, Any], flags: Mapping[str, str]) -> list[str]:
 
 
 def join(parts: Iterable[str]) -> str:
+    """The flags joined by spaces into one command-line string."""
     return " ".join(parts)
 
 

@@ -138,6 +138,7 @@ class TilesOptions:
 
 
 def npz_relpath(split: str, patch_id: str) -> str:
+    """A patch's ``.npz``, relative to ``out_dir``: ``patches/<split>/<S2 product>/<id>.npz``."""
     return f"patches/{split}/{names.s2_product(patch_id)}/{patch_id}.npz"
 
 

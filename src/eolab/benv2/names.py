@@ -104,14 +104,17 @@ def refmap_patch_dir(refmap_root: Path, patch_id: str) -> Path:
 
 
 def s2_band_path(s2_root: Path, patch_id: str, band: str) -> Path:
+    """The GeoTIFF of one S2 band of a patch: ``<patch dir>/<patch_id>_<band>.tif``."""
     return s2_patch_dir(s2_root, patch_id) / f"{patch_id}_{band}.tif"
 
 
 def s1_band_path(s1_root: Path, s1_name: str, pol: str) -> Path:
+    """The GeoTIFF of one polarisation of an S1 patch: ``<patch dir>/<s1_name>_<pol>.tif``."""
     return s1_patch_dir(s1_root, s1_name) / f"{s1_name}_{pol}.tif"
 
 
 def refmap_path(refmap_root: Path, patch_id: str) -> Path:
+    """The reference map of a patch: ``<patch dir>/<patch_id>_reference_map.tif``."""
     return refmap_patch_dir(refmap_root, patch_id) / f"{patch_id}_reference_map.tif"
 
 

@@ -54,6 +54,7 @@ WHEN = "2024-06-21T09:50:29.024Z"
 
 
 def default_stacchip_venv() -> Path:
+    """Where the stacchip venv goes unless given: under ``$XDG_CACHE_HOME`` (else ``~/.cache``)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "eolab" / "stacchip-0.1.38-venv"
 
@@ -70,6 +71,8 @@ def patchy_mask(n: int, fraction: float, rng: np.random.Generator, blob: int) ->
 
 
 def write_raster(path: Path, data: np.ndarray, res: float) -> str:
+    """Write ``data`` (2-D, or bands first) as a tiled, deflate-compressed GeoTIFF on the tile's
+    grid at ``res`` m; returns its path."""
     data = data if data.ndim == 3 else data[None]
     with rasterio.open(
         path,
@@ -167,11 +170,15 @@ def read_upsampled(href: str, bands: list[int]) -> np.ndarray:
 
 
 def loop_l2a(item: pystac.Item) -> dict[str, Any]:
+    """The per-chip loop on L2A: SCL read at 10 m; cloud = classes 1, 3, 8, 9, 10 (saturated,
+    shadow, medium/high probability cloud, cirrus), nodata = 0."""
     scl = read_upsampled(item.assets["scl"].href, [1])[0]
     return loop_index(item.id, np.isin(scl, [1, 3, 8, 9, 10]), scl == 0)
 
 
 def loop_l1c(item: pystac.Item) -> dict[str, Any]:
+    """The per-chip loop on L1C: cloud = opaque or cirrus in MSK_CLASSI_B00 (layers 1 and 2),
+    nodata = 0 in the 60 m band; both read at 10 m."""
     classi = read_upsampled(item.assets["MSK_CLASSI_B00"].href, [1, 2])
     band = read_upsampled(item.assets["60m"].href, [1])[0]
     return loop_index(item.id, (classi[0] > 0) | (classi[1] > 0), band == 0)
@@ -188,6 +195,7 @@ def timed(func: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
 
 
 def summary(times: list[float]) -> dict[str, Any]:
+    """Every repeat's wall time (to the microsecond), their median and their minimum."""
     return {
         "repeats_s": [round(t, 6) for t in times],
         "median_s": statistics.median(times),
@@ -254,6 +262,9 @@ def ensure_stacchip(venv: Path, log: Path) -> Path:
 
 
 def run_stacchip(python: Path, item_json: str, out: Path, repeats: int) -> dict[str, Any]:
+    """Run stacchip's indexer ``repeats`` times on the item JSON in its venv; its last index goes
+    to ``out`` (parquet, without geometry). Returns its wall times, the SCL read time within
+    each, and the chip count."""
     script = out.with_name("run_stacchip_index.py")  # not stacchip.py: it would shadow it
     script.write_text(STACCHIP_SCRIPT, encoding="utf-8")
     result = subprocess.run(
@@ -268,6 +279,7 @@ def run_stacchip(python: Path, item_json: str, out: Path, repeats: int) -> dict[
 
 
 def stacchip_versions(python: Path) -> dict[str, str]:
+    """Versions of stacchip and the packages it runs with, as installed in its venv."""
     code = (
         "import json, importlib.metadata as m; print(json.dumps({n: m.version(n) for n in "
         "('stacchip','numpy','rasterio','pyarrow','shapely','pandas','pystac')}))"

@@ -107,6 +107,7 @@ def _benv2_problems(benv2: Mapping[str, Any]) -> list[str]:
 
 
 def load_schema(schema: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
+    """The schema as given, or read from a YAML (or JSON) file."""
     if isinstance(schema, Mapping):
         return schema
     import yaml

@@ -121,6 +121,8 @@ def item_dest(record: ItemRecord, key: str, href: str, media_type: str | None) -
 
 
 def is_common_key(key: str) -> bool:
+    """Whether an asset key names a collection-wide file (documentation, readme, license,
+    ``*_split``) that goes once to ``_common/``."""
     return key.lower() in COMMON_KEYS or key.lower().endswith("_split")
 
 
@@ -133,6 +135,9 @@ def split_item_bbox(
 
 @dataclass
 class Selection:
+    """What `AssetDB.select` kept: files, their total size where known, and the requested
+    collections the catalog does not have."""
+
     files: int
     bytes_known: int
     unknown_collections: list[str]

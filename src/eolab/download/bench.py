@@ -140,6 +140,8 @@ def bare_get_loop(urls: list[str], workers: int, write_to: Path | None = None) -
 
 
 def download_cmd(catalog: Path, out: Path, workers: int, catalog_only: bool = False) -> list[str]:
+    """The ``eolab download stac-dataset`` command the benchmark runs as a child process
+    (``catalog_only``: index and select, no download)."""
     cmd = [
         sys.executable,
         "-m",

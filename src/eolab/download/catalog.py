@@ -29,6 +29,8 @@ REMOTE_SCHEMES = ("http", "https", "s3")
 
 @dataclass(frozen=True)
 class AssetRecord:
+    """One asset of an item: its key, absolute href, and the STAC type, size, checksum and roles."""
+
     key: str
     href: str
     media_type: str | None = None
@@ -51,6 +53,7 @@ class ItemRecord:
 
 
 def is_remote(href: str) -> bool:
+    """Whether ``href`` is fetched over the network (http, https or s3), not read from disk."""
     return urllib.parse.urlsplit(href).scheme in REMOTE_SCHEMES
 
 

@@ -30,6 +30,8 @@ class UnsafeArchiveError(InputError):
 
 @dataclass(frozen=True)
 class ExtractStats:
+    """What an extraction wrote: files, folders, links, skipped junk members and bytes of files."""
+
     files: int
     dirs: int
     links: int

@@ -127,6 +127,7 @@ def parse_content_range(value: str | None) -> tuple[int | None, int | None]:
 
 
 def part_path(dest: Path) -> Path:
+    """``<dest>.part``: where a file grows until it is verified (and where a rerun resumes it)."""
     return dest.with_name(dest.name + ".part")
 
 

@@ -70,6 +70,9 @@ class Link:
 
 @dataclass
 class TransferResult:
+    """The outcome of one link: status, destination, bytes and sha256, seconds, the error (and
+    whether the link had expired), and how often a dropped connection was resumed."""
+
     name: str
     status: str  # "uploaded" | "skipped" | "failed"
     destination: str
@@ -523,6 +526,7 @@ class LocalWriter:
 
 
 def make_target(dest: str, s3_endpoint: str | None = None, pool_size: int = 16):
+    """An `S3Target` for ``s3://bucket/prefix``, else a `LocalTarget`; other schemes are refused."""
     if dest.startswith("s3://"):
         return S3Target(dest, make_s3_client(s3_endpoint, pool_size))
     if "://" in dest:
@@ -756,6 +760,7 @@ def transfer_links(
 
 
 def summarize(results: list[TransferResult], dest: str) -> dict[str, Any]:
+    """The JSON summary of a run: links per status, expired links, bytes uploaded, every result."""
     return {
         "destination": dest,
         "links": len(results),

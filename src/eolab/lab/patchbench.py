@@ -103,6 +103,9 @@ def compare(
 
 @dataclass
 class Measurement:
+    """One timed load: seconds, bytes read (None where the loader cannot count them), array shape
+    per group."""
+
     seconds: float
     nbytes: int | None
     shapes: dict[str, list[int]]
@@ -119,6 +122,7 @@ def measure(loader: Loader, patch: Patch) -> tuple[Measurement, dict[str, np.nda
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b``, or None when either is missing or NaN or ``b`` is zero."""
     if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
         return None
     return a / b

@@ -672,6 +672,7 @@ def encode_labels(
 
 
 def label_vocabulary(attrs: Mapping[str, Any]) -> list[str]:
+    """The labels of a CF flag variable in code order (its ``flag_meanings``)."""
     return str(attrs.get("flag_meanings") or "").split()
 
 

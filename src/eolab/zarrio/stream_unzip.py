@@ -90,6 +90,7 @@ def member_path(root: Path, name: str, zip_name: str) -> Path:
 
 
 def file_crc(path: Path) -> int:
+    """CRC-32 of a file, read in ``CHUNK``s (to keep a member an earlier run finished)."""
     crc = 0
     with open(path, "rb") as fh:
         while block := fh.read(CHUNK):
@@ -297,6 +298,7 @@ class Writer:
 
 
 def check_supported(zip_name: str, name: str, method: int, flags: int) -> None:
+    """Refuse an encrypted member, or one compressed other than STORED or DEFLATED."""
     if flags & FLAG_ENCRYPTED:
         raise InputError(f"{zip_name}: member {name!r} is encrypted")
     if method not in (STORED, DEFLATED):

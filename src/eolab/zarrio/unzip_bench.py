@@ -215,6 +215,7 @@ def _summary(
 
 
 def format_report(doc: dict[str, Any]) -> str:
+    """The benchmark result as a text table: median, MB/s and ratios per variant."""
     lines = [
         f"zip {doc['zip_bytes'] / 1e9:.2f} GB, {doc['members']} files, "
         f"median of {doc['repeats']} repeats",
