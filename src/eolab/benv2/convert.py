@@ -15,7 +15,6 @@ GDAL environment and keep it; the main process only plans, journals, deletes and
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import json
 import multiprocessing as mp
 import os
@@ -49,6 +48,7 @@ from eolab.benv2.writers import (
     write_atomic,
     write_sidecar,
 )
+from eolab.core.disk import is_disk_full
 from eolab.core.errors import ConfigError, DiskSpaceError, InputError, from_os_error
 
 GB = 1e9
@@ -280,7 +280,7 @@ def convert_patch(row: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
             "detail": exc.detail,
         }
     except OSError as exc:  # a full or read-only output disk: name the file and the fault
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        full = is_disk_full(exc)
         return {
             **base,
             "ok": False,

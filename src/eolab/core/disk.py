@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from eolab.core.errors import DiskSpaceError
 
 GiB = 2**30
+#: The errnos of a full disk or an exhausted quota.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full."""
+    return exc.errno in DISK_FULL
+
+
+@contextlib.contextmanager
+def disk_full_error(describe: Callable[[OSError], str]) -> Iterator[None]:
+    """Raise a full disk inside the block as `DiskSpaceError` with ``describe(exc)`` as message;
+    any other OSError passes unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise DiskSpaceError(describe(exc)) from exc
 
 
 def free_bytes(path: Path) -> int:

@@ -24,7 +24,6 @@ temporary folders a killed run left are removed by the next one.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -39,7 +38,8 @@ from xml.sax.saxutils import escape
 import rasterio
 
 from eolab.core import atomic, lock
-from eolab.core.errors import ConfigError, DiskSpaceError, EolabError
+from eolab.core.disk import disk_full_error
+from eolab.core.errors import ConfigError, EolabError
 from eolab.sentinel2 import decode, rawfile, safe
 from eolab.sentinel2.listing import PRODUCT_JSON, write_listing
 
@@ -244,20 +244,19 @@ def products_to_cog(
     with lock.exclusive(outdir):
         for tmp in atomic.remove_temps(outdir):
             log.warning("%s: removed the temporary folder of an interrupted run", tmp)
-        try:
+        full = disk_full_error(
+            lambda exc: (
+                f"{exc.filename or outdir}: disk full while writing COGs under {outdir} "
+                "(free some space and rerun: finished products are kept)"
+            )
+        )
+        with full:
             docs = [
                 product_to_cog(p, outdir, options, workers)
                 for p in progress_bar(
                     list(safe_paths), desc="cog", unit="product", disable=not progress
                 )
             ]
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            raise DiskSpaceError(
-                f"{exc.filename or outdir}: disk full while writing COGs under {outdir} "
-                "(free some space and rerun: finished products are kept)"
-            ) from exc
         docs.sort(key=lambda d: (d["datetime"], d["id"]))
         if listing is not None:
             write_listing(listing, outdir, docs, tile=tile, year=year)

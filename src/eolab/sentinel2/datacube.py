@@ -44,7 +44,6 @@ products of one sensing time keep one date: the newer processing baseline (`newe
 from __future__ import annotations
 
 import bisect
-import errno
 import hashlib
 import json
 import logging
@@ -62,7 +61,7 @@ from zarr.codecs import BloscCodec
 
 from eolab.core import atomic, disk, lock
 from eolab.core.atomic import fsync_dir
-from eolab.core.errors import ConfigError, DiskSpaceError, InputError
+from eolab.core.errors import ConfigError, InputError
 from eolab.sentinel2 import decode, rawfile, safe
 
 log = logging.getLogger(__name__)
@@ -961,16 +960,14 @@ def to_zarr(
         info = decode.product_info(safe.read_safe(path))
         infos.setdefault(info.id, info)
     store.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with lock.exclusive(store):
-            return _to_zarr_locked(store, infos, spec, scratch, workers, progress)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise DiskSpaceError(
-            f"{exc.filename or store}: disk full while writing {store} (free some space and "
-            "rerun: the store resumes where it stopped)"
-        ) from exc
+    full = disk.disk_full_error(
+        lambda exc: (
+            f"{exc.filename or store}: disk full while writing {store} (free some space "
+            "and rerun: the store resumes where it stopped)"
+        )
+    )
+    with full, lock.exclusive(store):
+        return _to_zarr_locked(store, infos, spec, scratch, workers, progress)
 
 
 def _to_zarr_locked(

@@ -8,12 +8,12 @@ raised here as a `DiskSpaceError` naming the file.
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 
 import numpy as np
 
+from eolab.core.disk import is_disk_full
 from eolab.core.errors import DiskSpaceError
 
 
@@ -28,7 +28,7 @@ def allocate_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.memm
                 os.posix_fallocate(fh.fileno(), 0, size)
     except OSError as exc:
         path.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if is_disk_full(exc):
             mib = int(np.prod(shape)) * np.dtype(dtype).itemsize / 2**20
             raise DiskSpaceError(
                 f"{path}: no space left for a {mib:.1f} MiB scratch file (free some space, or "

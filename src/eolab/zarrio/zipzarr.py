@@ -12,7 +12,6 @@ the temporary file of a killed run is removed by the next.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import zipfile
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from eolab.core import atomic, lock
-from eolab.core.errors import DiskSpaceError, InputError
+from eolab.core.disk import disk_full_error
+from eolab.core.errors import InputError
 
 METADATA_NAME = "zarr.json"
 #: Files in a store that are not part of it (zarr's unfinished atomic writes).
@@ -69,14 +69,10 @@ def zip_store(store: str | os.PathLike, out: str | os.PathLike) -> dict[str, Any
     out.parent.mkdir(parents=True, exist_ok=True)
     with lock.exclusive(out):
         atomic.remove_temps(out.parent, out.name)
-        try:
+        with disk_full_error(
+            lambda exc: f"{out}: disk full while zipping {store} (free some space and rerun)"
+        ):
             total = _write_zip(files, out)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            raise DiskSpaceError(
-                f"{out}: disk full while zipping {store} (free some space and rerun)"
-            ) from exc
     return {"zip": str(out), "entries": len(files), "bytes": total}
 
 

@@ -65,3 +65,18 @@ def test_check_free_space_refuses_with_path_and_sizes(tmp_path):
         check_free_space(tmp_path, 2 * 2**30, what="staging", margin=1.0, free=lambda p: 2**30)
     assert check_free_space(tmp_path, 10, free=lambda p: 100) == 100
     assert free_bytes(tmp_path / "not" / "yet") == free_bytes(tmp_path)
+
+
+def test_disk_full_error_turns_only_a_full_disk_into_one_message(tmp_path):
+    import errno
+
+    from eolab.core.disk import disk_full_error
+
+    for code in (errno.ENOSPC, errno.EDQUOT):
+        with (
+            pytest.raises(DiskSpaceError, match=r"^x\.bin: full \(rerun\)$"),
+            disk_full_error(lambda exc: f"{exc.filename}: full (rerun)"),
+        ):
+            raise OSError(code, "no space", "x.bin")
+    with pytest.raises(PermissionError), disk_full_error(lambda exc: "never"):
+        raise PermissionError(errno.EACCES, "denied", "y")
