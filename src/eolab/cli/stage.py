@@ -9,7 +9,7 @@ command starts a local moto server for its own work and stops it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -293,21 +293,46 @@ def unzip_s3(fmt, entry, tile, year, timing, streams, **kw) -> None:
     )
 
 
-def format_inputs(func: Callable[..., Any]) -> Callable[..., Any]:
-    """One option per format of the registry (``--safe``, ``--cog``, …): its entry point."""
-    for form in reversed(formats.FORMATS.values()):
-        option = click.option(
-            form.option,
-            f"input_{form.name.replace('-', '_')}",
-            type=click.Path(path_type=Path, exists=True),
-            help=form.entry,
-        )
-        func = option(func)
-    return func
+def _input_param(name: str) -> str:
+    return f"input_{name.replace('-', '_')}"
+
+
+def format_inputs(
+    names: Sequence[str] = formats.NAMES,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: one option per format of the registry in ``names`` (``--safe``, ``--cog``, …)
+    naming its entry point; `given_datasets` reads them back."""
+
+    def add(func: Callable[..., Any]) -> Callable[..., Any]:
+        for name in reversed(names):
+            form = formats.get(name)
+            option = click.option(
+                form.option,
+                _input_param(name),
+                type=click.Path(path_type=Path, exists=True),
+                help=form.entry,
+            )
+            func = option(func)
+        return func
+
+    return add
+
+
+def given_datasets(kw: dict[str, Any], names: Sequence[str] = formats.NAMES) -> dict[str, Any]:
+    """The datasets of the format options given (popped from ``kw``), by format name; a usage
+    error when none is given."""
+    from eolab.lab.staging import dataset
+
+    paths = {name: kw.pop(_input_param(name)) for name in names}
+    found = {fmt: dataset(fmt, path) for fmt, path in paths.items() if path is not None}
+    if not found:
+        options = ", ".join(formats.get(name).option for name in names)
+        raise click.UsageError(f"give at least one of {options}")
+    return found
 
 
 @click.command("patch-load", short_help="Load random patches: formats x storages.")
-@format_inputs
+@format_inputs()
 @click.option("--tile", required=True)
 @click.option("--year", type=int, required=True)
 @click.option(
@@ -391,7 +416,6 @@ def patch_load(
     from eolab.core.errors import ConfigError
     from eolab.lab.patchbench import format_report, run
     from eolab.lab.region import Region
-    from eolab.lab.staging import dataset
     from eolab.lab.storage import STORAGES
 
     region = Region(x1, y1, x2, y2)
@@ -399,10 +423,7 @@ def patch_load(
         region.check_order()  # the tile bounds are checked once the formats are open
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--x1/--y1/--x2/--y2") from None
-    inputs = {name: kw.pop(f"input_{name.replace('-', '_')}") for name in formats.NAMES}
-    datasets = {fmt: dataset(fmt, path) for fmt, path in inputs.items() if path is not None}
-    if not datasets:
-        raise click.UsageError("give at least one of --safe, --cog, --zarr, ...")
+    datasets = given_datasets(kw)
     chosen = [s.strip() for s in storages.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(STORAGES))
     if unknown or not chosen:

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from eolab.cli.stage import describe_s3, resolve_storage, storage_options
+from eolab.cli.stage import (
+    describe_s3,
+    format_inputs,
+    given_datasets,
+    resolve_storage,
+    storage_options,
+)
+
+#: The formats a training loop reads (every lab format but the raw SAFE reference).
+FEED_FORMATS = ("cog", "zarr", "zarr-sharded", "zarr-zip")
 
 
 def _ints(text: str) -> list[int]:
@@ -21,12 +30,7 @@ def _ints(text: str) -> list[int]:
 
 
 @click.command("train-feed", short_help="Measured DataLoader throughput per format.")
-@click.option("--cog", type=click.Path(path_type=Path, exists=True), help="COG listing JSON.")
-@click.option("--zarr", type=click.Path(path_type=Path, exists=True), help="Zarr store.")
-@click.option(
-    "--zarr-sharded", type=click.Path(path_type=Path, exists=True), help="Sharded Zarr store."
-)
-@click.option("--zarr-zip", type=click.Path(path_type=Path, exists=True), help="Zipped Zarr.")
+@format_inputs(FEED_FORMATS)
 @click.option("--tile", required=True)
 @click.option("--year", type=int, required=True)
 @click.option(
@@ -67,10 +71,6 @@ def _ints(text: str) -> list[int]:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
 @storage_options
 def train_feed(
-    cog,
-    zarr,
-    zarr_sharded,
-    zarr_zip,
     tile,
     year,
     storages,
@@ -88,13 +88,9 @@ def train_feed(
     processes), time to the first batch, and the ratio to the CPU bound of the bare loader
     measured in the same run. Writes the result JSON with provenance."""
     from eolab.core.atomic import write_json
-    from eolab.lab.staging import dataset
     from eolab.train.bench import format_report, run
 
-    inputs = {"cog": cog, "zarr": zarr, "zarr-sharded": zarr_sharded, "zarr-zip": zarr_zip}
-    datasets = {fmt: dataset(fmt, path) for fmt, path in inputs.items() if path is not None}
-    if not datasets:
-        raise click.UsageError("give at least one of --cog, --zarr, --zarr-sharded, --zarr-zip")
+    datasets = given_datasets(kw, FEED_FORMATS)
     chosen = [s.strip() for s in storages.split(",") if s.strip()]
     temp, s3 = resolve_storage(kw)
     doc = run(
