@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import hashlib
 import os
 import sqlite3
@@ -392,7 +391,7 @@ class StacDatasetDownloader:
             outcome["row"] = ("failed", None, None, None, exc.attempts, exc.status, exc.reason, pk)
             return outcome
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
+            if disk.is_disk_full(exc):
                 raise DiskSpaceError(f"{dest}: no space left on device") from exc
             outcome.update(status="failed")
             row = ("failed", None, None, None, 1, None, f"local error: {exc}", pk)

@@ -10,7 +10,6 @@ only when every file is present and checked, and manifest.safe agrees with the l
 from __future__ import annotations
 
 import collections
-import errno
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eolab.core.disk import check_free_space
+from eolab.core.disk import check_free_space, is_disk_full
 from eolab.core.errors import ConfigError, DiskSpaceError, EolabError, InputError
 from eolab.intake import s3
 from eolab.intake.plan import MANIFEST, RemoteFile, asset_checksums, plan_files, safe_prefix
@@ -220,7 +219,7 @@ class Fetcher:
         # local disk: full, read-only, permissions (network errors that got past the retries
         # are OSErrors too, but without a file name: those fail only their product)
         if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
-            if exc.errno == errno.ENOSPC:
+            if is_disk_full(exc):
                 raise DiskSpaceError(f"{exc.filename or self.out}: no space left") from exc
             raise EolabError(f"{exc.filename or self.out}: {exc.strerror or exc}") from exc
         if isinstance(exc, FATAL) or not isinstance(

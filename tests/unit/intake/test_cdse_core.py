@@ -265,6 +265,7 @@ def test_products_manifest_entry_from_the_real_item(real_item, tmp_path):
 
 def test_a_network_error_fails_its_product_and_a_disk_error_stops_the_run(tmp_path):
     import errno
+    import os
     from concurrent.futures import Future
 
     from eolab.core.errors import DiskSpaceError
@@ -281,9 +282,10 @@ def test_a_network_error_fails_its_product_and_a_disk_error_stops_the_run(tmp_pa
     assert fetcher._settle(failed(ConnectionResetError("peer reset")), prod) is False
     assert fetcher._settle(failed(TimeoutError("read timed out")), prod) is False
     assert prod.problems == ["peer reset", "read timed out"]
-    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "f"))
-    with pytest.raises(DiskSpaceError, match="no space left"):
-        fetcher._settle(failed(full), prod)
+    for code in (errno.ENOSPC, errno.EDQUOT):  # a full disk and a full quota alike
+        full = OSError(code, os.strerror(code), str(tmp_path / "f"))
+        with pytest.raises(DiskSpaceError, match="no space left"):
+            fetcher._settle(failed(full), prod)
 
 
 def test_only_the_newest_processing_of_an_acquisition_is_kept(real_item):
