@@ -133,7 +133,37 @@ class BandStats:
         }
 
 
+def check_uniform(chosen: pd.DataFrame) -> None:
+    """Refuse a selection whose chips differ in ground size: their pixels cannot share a batch."""
+    sizes = sorted(
+        {
+            (round(w, 3), round(h, 3))
+            for w, h in zip(
+                chosen["native_xmax"] - chosen["native_xmin"],
+                chosen["native_ymax"] - chosen["native_ymin"],
+                strict=True,
+            )
+        }
+    )
+    if len(sizes) > 1:
+        listed = ", ".join(f"{w:g} x {h:g} m" for w, h in sizes)
+        raise InputError(
+            f"the selected chips differ in size ({listed}); prechip one chip size at a time "
+            "(filter by platform)"
+        )
+
+
+def _check_bands(chips: list, bands: list[str]) -> None:
+    for chip in chips:
+        if list(chip.bands) != bands:
+            raise InputError(
+                f"chip {chip.chipid} has bands {list(chip.bands)}, the others {bands}; prechip "
+                "one sensor at a time (filter by platform)"
+            )
+
+
 def _batch_arrays(chips: list, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    _check_bands(chips, list(chips[0].bands))
     arrays = {
         "pixels": np.stack([c.pixels for c in chips]),
         "chipid": np.array([c.chipid for c in chips], dtype=np.str_),
@@ -191,6 +221,7 @@ def prechip(
     chosen = select_chips(index, filters, sample, seed)
     if chosen.empty:
         raise InputError(f"no chip passes the prechip filters {filters}")
+    check_uniform(chosen)
     total: BandStats | None = None
     bands: list[str] = []
     batches = []
@@ -203,6 +234,8 @@ def prechip(
         stats = _existing_batch(path, rows["chipid"].tolist()) if path.exists() else None
         if stats is None:
             chips = [chipper.chip(row) for row in rows.to_dict("records")]
+            if bands:
+                _check_bands(chips, bands)
             arrays = _batch_arrays(chips, rows)
             stats = BandStats.of(arrays["pixels"], nodata)
             with atomic_open(path, "wb") as fh:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from types import SimpleNamespace
 
 import geopandas as gpd
 import numpy as np
@@ -286,6 +287,31 @@ def test_prechip_samples_without_replacement_and_respects_filters(merged, north,
     ]
     with pytest.raises(InputError, match="no chip passes"):
         prechip(north_only, None, tmp_path / "none", ChipFilter(max_cloud=-1), 3)
+
+
+def test_prechip_refuses_mixed_chip_sizes_and_band_sets(merged, tmp_path):
+    index = read_index(merged[0]).sort_values("chipid").head(4).copy()
+    bigger = index.index[-1]
+    index.loc[bigger, "native_xmax"] += (
+        index.loc[bigger, "native_xmax"] - index.loc[bigger, "native_xmin"]
+    )
+    with pytest.raises(InputError, match=r"differ in size \(.* m, .* m\).*one chip size"):
+        prechip(index, None, tmp_path / "pre", ChipFilter(), 4, progress=False)
+    assert not list((tmp_path / "pre").glob("batch_*.npz"))  # refused before any cut
+
+    class TwoSensors:  # a chipper whose chips carry different band sets
+        resolution = 10.0
+
+        def chip(self, row):
+            bands = ("B02", "B03") if row["chipid"] == first else ("B02",)
+            return SimpleNamespace(
+                chipid=row["chipid"], bands=bands, pixels=np.ones((len(bands), 2, 2))
+            )
+
+    same = index.drop(bigger)
+    first = same.chipid.iloc[0]
+    with pytest.raises(InputError, match="has bands .* one sensor at a time"):
+        prechip(same, TwoSensors(), tmp_path / "pre2", ChipFilter(), 3, progress=False)
 
 
 def test_band_stats_merge_equals_one_pass():
