@@ -85,3 +85,15 @@ def benv2_store(tmp_path_factory, benv2_root) -> Path:
         "--shard-patches", 4, "--no-progress",
     )  # fmt: skip
     return out / "zarr" / "train.zarr"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """ "No error and no warning" on eolab's outputs: a UserWarning or RuntimeWarning (the
+    categories clients warn about data with: xarray's consolidated-metadata fallback, torch's
+    non-writable array, rasterio's NotGeoreferencedWarning, pystac's conflicting fields) fails
+    the test. Deprecation warnings of the libraries' own code stay warnings."""
+    interop = Path(__file__).parent
+    for item in items:
+        if interop in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.filterwarnings("error::UserWarning"))
+            item.add_marker(pytest.mark.filterwarnings("error::RuntimeWarning"))

@@ -96,10 +96,11 @@ def test_xarray_tensorstore_reads_the_cube(s2_outputs, layout):
 
     store = cubes(s2_outputs)[layout]
     prods = products(s2_outputs)
+    group = store / TILE / str(YEAR) / "20m"
     with warnings.catch_warnings():
-        # it opens the group path itself; the consolidated metadata is at the store's root
-        warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated")
-        ds = xarray_tensorstore.open_zarr(store / TILE / str(YEAR) / "20m", mask_and_scale=False)
+        warnings.simplefilter("error")
+        # it opens the group's path itself (no group=); the consolidated metadata is the root's
+        ds = xarray_tensorstore.open_zarr(group, mask_and_scale=False, consolidated=False)
     ds = datacube.decode_label_variables(ds)
     assert list(ds.band.values) == safe.BAND_GROUPS["20m"]
     for i, product in enumerate(prods):
