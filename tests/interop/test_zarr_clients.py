@@ -169,6 +169,51 @@ def test_newer_gdal_in_its_own_venv_reads_the_cube(s2_outputs, layout, tmp_path)
             np.testing.assert_array_equal(bands[t * len(names) + b], jp2(product, band))
 
 
+# --- zipped cube (eolab zarr zip) --------------------------------------------------------------
+def test_zipped_cube_in_xarray_and_tensorstore(s2_outputs):
+    """xarray through zarr's ZipStore (consolidated metadata, no warning) and tensorstore's
+    ``zip`` kvstore read every array of the zip equal to the directory store it was made from."""
+    import tensorstore as ts
+
+    prods = products(s2_outputs)
+    with zarr.storage.ZipStore(s2_outputs.cube_zip, mode="r") as zs:
+        raw = xr.open_zarr(zs, group=f"{TILE}/{YEAR}/60m", mask_and_scale=False)
+        ds = datacube.decode_label_variables(raw)
+        assert list(ds.product_id.values) == [p.id for p in prods]
+        for i, product in enumerate(prods):
+            np.testing.assert_array_equal(ds.data.values[i, 0], jp2(product, "B01"))
+    plain = s2_outputs.cube
+    paths = arrays_of(plain)
+    assert len(paths) == 3 * 12
+    base = f"file://{s2_outputs.cube_zip}"
+    for path in paths:
+        kv = {"driver": "zip", "base": base, "path": f"{path.relative_to(plain).as_posix()}/"}
+        values = ts.open({"driver": "zarr3", "kvstore": kv}, read=True).result().read().result()
+        np.testing.assert_array_equal(values, tensorstore_read(path))
+
+
+def test_newer_gdal_reads_the_zipped_cube_through_vsizip(s2_outputs, tmp_path):
+    if not GDAL_VENV_PYTHON.exists():
+        pytest.skip(f"{GDAL_VENV_PYTHON} missing: `make gdal-venv` (needs Python >= 3.12)")
+    import subprocess
+
+    name = f'ZARR:"/vsizip/{s2_outputs.cube_zip}":/{TILE}/{YEAR}/60m/data'
+    npy = tmp_path / "bands.npy"
+    out = subprocess.run(
+        [str(GDAL_VENV_PYTHON), "-c", GDAL_READ, name, str(npy)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    meta = json.loads(out.stdout)
+    if "error" in meta:
+        pytest.skip(f"GDAL {meta['gdal']} (.venv-gdal) cannot read it: {meta['error']}")
+    prods = products(s2_outputs)
+    assert meta["epsg"] == prods[0].epsg
+    bands, names = np.load(npy), safe.BAND_GROUPS["60m"]
+    for t, product in enumerate(prods):
+        for b, band in enumerate(names):
+            np.testing.assert_array_equal(bands[t * len(names) + b], jp2(product, band))
+
+
 # --- BigEarthNet store -------------------------------------------------------------------------
 def test_benv2_store_opens_in_xarray_without_warnings_and_keeps_pixels(benv2_store):
     with warnings.catch_warnings():
