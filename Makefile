@@ -5,13 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.eolab-installed
 
-.PHONY: demo test install system-deps lint lock clean help
+.PHONY: demo test install gdal-venv system-deps lint lock clean help
 
 help:
 	@echo "make demo   - install into $(VENV) and run the workflow on the embedded tiny config"
 	@echo "make test   - install (Python + Debian packages where root), lint, run every test"
 	@echo "make lint   - ruff, snakefmt --check, snakemake --lint"
 	@echo "make lock   - re-pin constraints.txt from the current environment"
+	@echo "make gdal-venv - .venv-gdal: rasterio 1.5 (GDAL 3.12) for the interop GDAL test"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "eolab: Python 3.11+ not found" >&2; exit 1; }
@@ -25,6 +26,20 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 install: $(STAMP)
+
+# A second venv with a newer GDAL (envs/gdal-reader.txt) for the interop test that GDAL reads the
+# Zarr cube; skipped (and that test skips, saying so) where no Python >= 3.12 is installed.
+# (the first that runs: on PATH, else a pyenv-installed one)
+GDAL_PYTHON ?= $(shell for p in python3.12 python3.13 $(wildcard $(HOME)/.pyenv/versions/3.1[23]*/bin/python3); \
+	do $$p -c '' 2>/dev/null && { command -v $$p; break; }; done)
+GDAL_VENV ?= .venv-gdal
+$(GDAL_VENV)/.installed: envs/gdal-reader.txt
+	@if [ -z "$(GDAL_PYTHON)" ]; then \
+		echo "gdal-venv: SKIPPED (no python3.12/3.13 for rasterio 1.5's GDAL 3.12)"; exit 0; fi; \
+	$(GDAL_PYTHON) -m venv $(GDAL_VENV) && \
+	$(GDAL_VENV)/bin/pip install --quiet -r envs/gdal-reader.txt && touch $@
+
+gdal-venv: $(GDAL_VENV)/.installed
 
 # Debian packages for the integration tests (Slurm, munge, …): installed where root, else skipped
 # with the reason (the tests that need them then skip and say why).
@@ -49,7 +64,7 @@ demo: $(STAMP)
 	@echo
 	@echo "eolab demo done. Results are in $(CURDIR)/results/ (tour: README.md, 'Tour of results/')."
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) gdal-venv system-deps lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -ra
 
 lock:

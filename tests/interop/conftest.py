@@ -38,6 +38,7 @@ class S2Outputs:
     cog_dir: Path
     cube: Path
     cube_sharded: Path
+    cube_zip: Path
     catalog: Path
     export: Path
     index: Path
@@ -45,7 +46,7 @@ class S2Outputs:
 
 @pytest.fixture(scope="session")
 def s2_outputs(tmp_path_factory, s2_products) -> S2Outputs:
-    """COGs, plain and sharded cubes, STAC catalog (+ absolute export) and chip index of the
+    """COGs, plain, sharded and zipped cubes, STAC catalog (+ absolute export) and chip index of the
     3-date 35VLH fixture, each made by its ``eolab`` command."""
     out = tmp_path_factory.mktemp("interop-s2")
     cog_dir, listing = out / "cog" / TILE / str(YEAR), out / "cog" / f"{TILE}_{YEAR}.json"
@@ -56,6 +57,8 @@ def s2_outputs(tmp_path_factory, s2_products) -> S2Outputs:
     common = ("--manifest", s2_products, "--chunks", CHUNKS, "--quiet")
     eolab("sentinel2", "to-zarr", "--store", cube, *common)
     eolab("sentinel2", "to-zarr", "--store", sharded, *common, "--sharded", "--shards", SHARDS)
+    cube_zip = out / "zarr-zip" / "cube.zarr.zip"  # as the workflow: the plain cube, zipped
+    eolab("zarr", "zip", cube, cube_zip)
     collection = out / "stac" / f"{TILE}_{YEAR}"
     eolab("chips", "items", listing, "--products", s2_products, "--out", collection)
     catalog = out / "stac" / "catalog.json"
@@ -70,6 +73,7 @@ def s2_outputs(tmp_path_factory, s2_products) -> S2Outputs:
         cog_dir,
         cube,
         sharded,
+        cube_zip,
         catalog,
         export / "catalog.json",
         index,
@@ -85,3 +89,15 @@ def benv2_store(tmp_path_factory, benv2_root) -> Path:
         "--shard-patches", 4, "--no-progress",
     )  # fmt: skip
     return out / "zarr" / "train.zarr"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """ "No error and no warning" on eolab's outputs: a UserWarning or RuntimeWarning (the
+    categories clients warn about data with: xarray's consolidated-metadata fallback, torch's
+    non-writable array, rasterio's NotGeoreferencedWarning, pystac's conflicting fields) fails
+    the test. Deprecation warnings of the libraries' own code stay warnings."""
+    interop = Path(__file__).parent
+    for item in items:
+        if interop in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.filterwarnings("error::UserWarning"))
+            item.add_marker(pytest.mark.filterwarnings("error::RuntimeWarning"))

@@ -12,12 +12,24 @@ import pystac.validation
 import pytest
 import rasterio
 from pystac.extensions.eo import EOExtension
+from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterExtension
 
 from eolab.chips.items import BAND_VIEW_ROLE, COMMON_NAME
 from eolab.sentinel2.safe import BAND_GROUPS, RESOLUTION, WAVELENGTH_NM, read_safe
 
 SCHEMAS = Path(__file__).parent / "schemas"
+#: Where the stac-extensions JSON schemas were looked for (2026-12-06): five come from the
+#: pystac-ext-* sdists' recorded test responses (schemas/README.md); none of these ships the rest.
+SCHEMA_PACKAGES_CHECKED = (
+    "PyPI sdists pystac-ext-eo 1.1.1, -file 2.1.1, -grid 1.1.1, -projection 2.0.1, -raster "
+    "1.1.1, -sat 1.0.1 (sat v1.0.0 only), -processing 1.2.0 (none), -sentinel-1, -sentinel-2, "
+    "-product, -storage, -sar, -mgrs, pystac-core 1.15.2; wheels pystac 1.15.2, stac-validator "
+    "4.1.2, stac-valid 4.6.1, stac-check 1.14.0, stac-api-validator 0.6.8, cqlalchemy 0.1.2, "
+    "pystac-ext-generator 0.1.0, stactools 0.5.3 (sdist); npm stac-node-validator 1.3.2, "
+    "stac-js 0.5.5, stac-ts 1.0.5, @radiantearth/stac-migrate 2.1.0, @radiantearth/stac-fields "
+    "1.6.1"
+)
 
 
 def items_of(catalog: Path) -> list[pystac.Item]:
@@ -105,13 +117,15 @@ def schema_uri(path: Path) -> str:
 
 
 class BundledValidator(pystac.validation.JsonSchemaSTACValidator):
-    """JSON-schema validation from tests/interop/schemas only: never the network."""
+    """JSON-schema validation from tests/interop/schemas only: never the network. Records the
+    extension schemas it validated against (``used``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.schema_cache = {
             schema_uri(path): json.loads(path.read_text()) for path in SCHEMAS.rglob("*.json")
         }
+        self.used: set[str] = set()
 
     def _get_schema(self, schema_uri: str) -> dict:
         key = schema_uri.split("#")[0]
@@ -124,19 +138,45 @@ class BundledValidator(pystac.validation.JsonSchemaSTACValidator):
     ):
         if extension_id.split("#")[0] not in self.schema_cache:
             return None  # test_catalog_is_valid_against_every_extension_it_declares says which
+        self.used.add(extension_id)
         return super().validate_extension(
             stac_dict, stac_object_type, stac_version, extension_id, href
         )
 
 
-def test_catalog_is_valid_against_the_core_schemas_offline(s2_outputs):
-    validator = BundledValidator()
+#: Declared by the items but shipped by no package these machines can install (the pystac-ext
+#: sdists' recorded responses have processing v1.0.0 and sat v1.0.0 only).
+NOT_BUNDLED = {
+    "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
+    "https://stac-extensions.github.io/sat/v1.1.0/schema.json",
+}
+
+
+def declared_extensions(catalog: Path) -> set[str]:
+    return {
+        e
+        for path in catalog.parent.rglob("*.json")
+        for e in json.loads(path.read_text()).get("stac_extensions", [])
+    }
+
+
+def validate_offline(catalog: Path, validator: BundledValidator) -> None:
     pystac.validation.set_validator(validator)
     try:
-        for catalog in (s2_outputs.catalog, s2_outputs.export):
-            pystac.read_file(str(catalog)).validate_all()
+        pystac.read_file(str(catalog)).validate_all()
     finally:
         pystac.validation.set_validator(pystac.validation.JsonSchemaSTACValidator())
+
+
+def test_catalog_is_valid_against_core_and_bundled_extension_schemas_offline(s2_outputs):
+    """validate_all() on the catalog and its absolute export: core STAC 1.1 and every declared
+    extension schema but the two no package ships (eo, file, grid, projection, raster)."""
+    validator = BundledValidator()
+    for catalog in (s2_outputs.catalog, s2_outputs.export):
+        validate_offline(catalog, validator)
+    declared = declared_extensions(s2_outputs.catalog)
+    assert validator.used == declared - NOT_BUNDLED
+    assert len(validator.used) == 5
     core = {u for u in validator.schema_cache if "schemas.stacspec.org" in u}
     assert any(u.endswith("item.json") for u in core) and any(
         u.endswith("collection.json") for u in core
@@ -145,22 +185,16 @@ def test_catalog_is_valid_against_the_core_schemas_offline(s2_outputs):
 
 def test_catalog_is_valid_against_every_extension_it_declares(s2_outputs):
     validator = BundledValidator()
-    declared = {
-        e
-        for path in s2_outputs.catalog.parent.rglob("*.json")
-        for e in json.loads(path.read_text()).get("stac_extensions", [])
-    }
+    declared = declared_extensions(s2_outputs.catalog)
     missing = sorted(e for e in declared if e.split("#")[0] not in validator.schema_cache)
     if missing:
         pytest.skip(
-            "extension schemas not bundled (no installable package ships them and this "
-            f"machine has no network): {', '.join(missing)}; put them under {SCHEMAS}"
+            f"extension schemas not bundled: {', '.join(missing)}. No package on the registries "
+            f"these machines reach ships them (checked: {SCHEMA_PACKAGES_CHECKED}; see "
+            f"{SCHEMAS / 'README.md'}) and there is no network; put them under {SCHEMAS}"
         )
-    pystac.validation.set_validator(validator)
-    try:
-        pystac.read_file(str(s2_outputs.catalog)).validate_all()
-    finally:
-        pystac.validation.set_validator(pystac.validation.JsonSchemaSTACValidator())
+    validate_offline(s2_outputs.catalog, validator)
+    assert validator.used == declared
 
 
 def test_collection_summarises_its_items_and_assets(s2_outputs):
@@ -201,9 +235,32 @@ def test_odc_stac_loads_bands_by_name_on_their_own_grid(s2_outputs):
             )
 
 
+# --- projection: proj:code, not proj:epsg ------------------------------------------------------
+def test_items_carry_proj_code_and_pystac_gives_the_epsg_stackstac_needs(s2_outputs, tmp_path):
+    """Items and data assets carry projection v2.0.0 ``proj:code``/``shape``/``transform`` and
+    no ``proj:epsg`` (v2.0.0 does not define it; no projection version defines both). pystac
+    strips a ``proj:epsg`` from every item it reads, so writing it would not reach stackstac
+    anyway; ``ProjectionExtension.ext(item).epsg`` gives the ``epsg=`` stackstac wants."""
+    items = items_of(s2_outputs.catalog)
+    for item in items:
+        doc = json.loads(Path(item.get_self_href()).read_text())
+        assert "proj:epsg" not in doc["properties"]
+        assert ProjectionExtension.ext(item).epsg == 32635
+        for key, asset in doc["assets"].items():
+            assert "proj:epsg" not in asset
+            assert {"proj:code", "proj:shape", "proj:transform"} <= set(asset), key
+            assert ProjectionExtension.ext(item.assets[key]).epsg == 32635
+    doc = json.loads(Path(items[0].get_self_href()).read_text())
+    doc["properties"]["proj:epsg"] = 32635
+    (tmp_path / "item.json").write_text(json.dumps(doc))
+    assert "proj:epsg" not in pystac.read_file(str(tmp_path / "item.json")).properties
+
+
 # --- stackstac ---------------------------------------------------------------------------------
-def stack_band(items, band: str, epsg: int | None = 32635):
+def stack_band(items, band: str):
     import stackstac
+
+    epsg = ProjectionExtension.ext(items[0]).epsg  # stackstac reads only proj:epsg
 
     fields = items[0].assets[band].extra_fields
     h, w = fields["proj:shape"]

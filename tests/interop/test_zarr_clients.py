@@ -96,10 +96,11 @@ def test_xarray_tensorstore_reads_the_cube(s2_outputs, layout):
 
     store = cubes(s2_outputs)[layout]
     prods = products(s2_outputs)
+    group = store / TILE / str(YEAR) / "20m"
     with warnings.catch_warnings():
-        # it opens the group path itself; the consolidated metadata is at the store's root
-        warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated")
-        ds = xarray_tensorstore.open_zarr(store / TILE / str(YEAR) / "20m", mask_and_scale=False)
+        warnings.simplefilter("error")
+        # it opens the group's path itself (no group=); the consolidated metadata is the root's
+        ds = xarray_tensorstore.open_zarr(group, mask_and_scale=False, consolidated=False)
     ds = datacube.decode_label_variables(ds)
     assert list(ds.band.values) == safe.BAND_GROUPS["20m"]
     for i, product in enumerate(prods):
@@ -117,6 +118,100 @@ def test_gdal_reads_the_cube_or_skips_with_its_reason(s2_outputs, layout):
     with src:
         assert src.crs.to_epsg() == products(s2_outputs)[0].epsg
         np.testing.assert_array_equal(src.read(1), jp2(products(s2_outputs)[0], "B01"))
+
+
+#: The isolated venv of ``make gdal-venv`` (rasterio 1.5 = GDAL 3.12; envs/gdal-reader.txt).
+GDAL_VENV_PYTHON = Path(__file__).parents[2] / ".venv-gdal" / "bin" / "python"
+#: Run by that venv's Python: every raster band of a GDAL dataset to .npy, its georeferencing
+#: (or GDAL's error) to JSON.
+GDAL_READ = """
+import json, sys
+import numpy as np
+import rasterio
+name, npy = sys.argv[1:]
+meta = {"gdal": rasterio.__gdal_version__}
+try:
+    with rasterio.open(name) as src:
+        np.save(npy, src.read())
+        meta.update(epsg=src.crs.to_epsg(), transform=list(src.transform)[:6])
+except rasterio.errors.RasterioIOError as exc:
+    meta["error"] = str(exc)
+print(json.dumps(meta))
+"""
+
+
+@pytest.mark.parametrize("layout", ["plain", "sharded"])
+def test_newer_gdal_in_its_own_venv_reads_the_cube(s2_outputs, layout, tmp_path):
+    """GDAL 3.12 (rasterio 1.5, which needs Python >= 3.12) in ``.venv-gdal``: every time and
+    band of the 60 m group equal to the JP2s, CRS and transform from the store's attributes."""
+    import subprocess
+
+    if not GDAL_VENV_PYTHON.exists():
+        pytest.skip(f"{GDAL_VENV_PYTHON} missing: `make gdal-venv` (needs Python >= 3.12)")
+    store = cubes(s2_outputs)[layout]
+    name, npy = f'ZARR:"{store}":/{TILE}/{YEAR}/60m/data', tmp_path / "bands.npy"
+    out = subprocess.run(
+        [str(GDAL_VENV_PYTHON), "-c", GDAL_READ, name, str(npy)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    meta = json.loads(out.stdout)
+    if "error" in meta:
+        pytest.skip(f"GDAL {meta['gdal']} (.venv-gdal) cannot read it: {meta['error']}")
+    prods = products(s2_outputs)
+    geo = prods[0].geoposition("60m")
+    assert meta["epsg"] == prods[0].epsg
+    assert meta["transform"] == pytest.approx(list(geo.transform)[:6])
+    bands = np.load(npy)  # GDAL makes one band per (time, band) of the 4-D array
+    names = safe.BAND_GROUPS["60m"]
+    assert bands.shape[0] == len(prods) * len(names)
+    for t, product in enumerate(prods):
+        for b, band in enumerate(names):
+            np.testing.assert_array_equal(bands[t * len(names) + b], jp2(product, band))
+
+
+# --- zipped cube (eolab zarr zip) --------------------------------------------------------------
+def test_zipped_cube_in_xarray_and_tensorstore(s2_outputs):
+    """xarray through zarr's ZipStore (consolidated metadata, no warning) and tensorstore's
+    ``zip`` kvstore read every array of the zip equal to the directory store it was made from."""
+    import tensorstore as ts
+
+    prods = products(s2_outputs)
+    with zarr.storage.ZipStore(s2_outputs.cube_zip, mode="r") as zs:
+        raw = xr.open_zarr(zs, group=f"{TILE}/{YEAR}/60m", mask_and_scale=False)
+        ds = datacube.decode_label_variables(raw)
+        assert list(ds.product_id.values) == [p.id for p in prods]
+        for i, product in enumerate(prods):
+            np.testing.assert_array_equal(ds.data.values[i, 0], jp2(product, "B01"))
+    plain = s2_outputs.cube
+    paths = arrays_of(plain)
+    assert len(paths) == 3 * 12
+    base = f"file://{s2_outputs.cube_zip}"
+    for path in paths:
+        kv = {"driver": "zip", "base": base, "path": f"{path.relative_to(plain).as_posix()}/"}
+        values = ts.open({"driver": "zarr3", "kvstore": kv}, read=True).result().read().result()
+        np.testing.assert_array_equal(values, tensorstore_read(path))
+
+
+def test_newer_gdal_reads_the_zipped_cube_through_vsizip(s2_outputs, tmp_path):
+    if not GDAL_VENV_PYTHON.exists():
+        pytest.skip(f"{GDAL_VENV_PYTHON} missing: `make gdal-venv` (needs Python >= 3.12)")
+    import subprocess
+
+    name = f'ZARR:"/vsizip/{s2_outputs.cube_zip}":/{TILE}/{YEAR}/60m/data'
+    npy = tmp_path / "bands.npy"
+    out = subprocess.run(
+        [str(GDAL_VENV_PYTHON), "-c", GDAL_READ, name, str(npy)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    meta = json.loads(out.stdout)
+    if "error" in meta:
+        pytest.skip(f"GDAL {meta['gdal']} (.venv-gdal) cannot read it: {meta['error']}")
+    prods = products(s2_outputs)
+    assert meta["epsg"] == prods[0].epsg
+    bands, names = np.load(npy), safe.BAND_GROUPS["60m"]
+    for t, product in enumerate(prods):
+        for b, band in enumerate(names):
+            np.testing.assert_array_equal(bands[t * len(names) + b], jp2(product, band))
 
 
 # --- BigEarthNet store -------------------------------------------------------------------------
@@ -227,7 +322,9 @@ def test_cubes_written_with_string_labels_still_read_and_resume(s2_outputs, tmp_
             arr[...] = strings
     spec = datacube.CubeSpec(chunks=datacube.parse_blocks(CHUNKS))
     datacube.to_zarr(store, s2_outputs.safes, spec, progress=False)
-    ds = datacube.open_dataset(store, TILE, YEAR, "10m", mask_and_scale=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rerun consolidated the old store's metadata
+        ds = datacube.open_dataset(store, TILE, YEAR, "10m", mask_and_scale=False)
     assert ds.product_id.dtype.kind in "UT" and list(map(str, ds.product_id.values)) == [
         p.id for p in products(s2_outputs)
     ]

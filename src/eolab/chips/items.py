@@ -60,8 +60,10 @@ STAC_EXTENSIONS = [
         "sat/v1.1.0",
     )
 ]
-#: A collection declares only the extensions its own fields use (no file: fields there).
-COLLECTION_EXTENSIONS = [e for e in STAC_EXTENSIONS if "/file/" not in e]
+#: A collection declares only the extensions its own fields use (no file: fields there) and whose
+#: schema has a Collection branch (grid v1.1.0 validates Items only; ``grid:code`` stays in the
+#: summaries, which core STAC allows for any field).
+COLLECTION_EXTENSIONS = [e for e in STAC_EXTENSIONS if "/file/" not in e and "/grid/" not in e]
 #: eo v1.1 common names of the Sentinel-2 MSI bands.
 COMMON_NAME = {
     "B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge",

@@ -931,6 +931,14 @@ def _drop_consolidated(store: Path) -> None:
         atomic.write_json(path, doc)
 
 
+def _is_consolidated(store: Path) -> bool:
+    try:
+        doc = json.loads((store / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return doc.get("consolidated_metadata") is not None
+
+
 def consolidate(store: str | os.PathLike) -> None:
     """Write consolidated metadata at the root (one read opens every group, also in a zip)."""
     with warnings.catch_warnings():
@@ -998,7 +1006,7 @@ def _to_zarr_locked(
             _drop_consolidated(store)
             changed = True
         _append_tile_year(root, store, batch, spec, staging, workers, progress, summary)
-    if changed:
+    if changed or not _is_consolidated(store):  # also a store from before consolidation
         consolidate(store)
     _cleanup(staging)
     summary["changed"] = changed
