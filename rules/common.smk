@@ -3,6 +3,8 @@ import os
 import sys
 from pathlib import Path
 
+from eolab.lab.bucketplan import sentinel2_years
+
 # Each config writes under its own folder (config key `results`), so a cluster or bench config
 # never plans reruns of the demo's jobs: every rule path goes through results() below.
 RESULTS = Path(config["results"])
@@ -58,7 +60,8 @@ check_slurm_account()
 
 S2 = config["sentinel2"]
 S2_TILES = S2["tiles"]
-S2_YEAR = S2["year"]
+# Every stage runs per tile-year: `years` (a list or {start, end}) when set, else `year`.
+S2_YEARS = sentinel2_years(S2)
 
 
 def s2_products_manifest(wildcards):
