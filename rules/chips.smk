@@ -123,34 +123,14 @@ rule chips_prechip:
 
 
 # Long item lists (config chips.item_lists) indexed in batches: one job and one GeoParquet file
-# per `chips.index_batch_size` items, then one merge. The batch count comes from the list's
-# length when the workflow is planned (eolab.chips.batches), so no checkpoint is needed.
-ITEM_LISTS = CHIPS["item_lists"]
-INDEX_BATCH_SIZE = CHIPS["index_batch_size"]
-
-
-wildcard_constraints:
-    item_list="|".join(ITEM_LISTS) or "no-item-list",
-    batch="[0-9]{4}",
-
-
-def index_batches(wildcards):
-    """The batch files of an item list: ceil(items / chips.index_batch_size) of them."""
-    from eolab.chips.batches import batch_count, read_item_list
-
-    items = len(read_item_list(ITEM_LISTS[wildcards.item_list]))
-    return expand(
-        rules.chips_index_batch.output.index,
-        item_list=wildcards.item_list,
-        batch=[f"{b:04d}" for b in range(batch_count(items, INDEX_BATCH_SIZE))],
-    )
+# per `chips.index_batch_size` items, then one merge (helpers in rules/common.smk).
 
 
 rule chips_index_batch:
     input:
         item_list=lambda w: ITEM_LISTS[w.item_list],
     output:
-        index=results("chips", "index_batches", "{item_list}", "{batch}.parquet"),
+        index=index_batch_file(),
     log:
         log_path("chips_index_batch", "{item_list}", "{batch}"),
     benchmark:

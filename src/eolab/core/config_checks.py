@@ -58,7 +58,18 @@ def value_problems(config: Mapping[str, Any]) -> list[str]:
     region = config.get("benchmark", {}).get("patch_load", {}).get("region")
     if region:
         problems += _region_problems(region)
-    return problems + _plan_problems(config)
+    return problems + _item_list_problems(config) + _plan_problems(config)
+
+
+def _item_list_problems(config: Mapping[str, Any]) -> list[str]:
+    """Item lists that are not files: their batch count is read when the plan is made."""
+    lists = config.get("chips", {}).get("item_lists") or {}
+    return [
+        f"config chips.item_lists.{name}: {path}: no such file (a text file naming one STAC item"
+        " JSON per line)"
+        for name, path in lists.items()
+        if not Path(path).is_file()
+    ]
 
 
 def _plan_problems(config: Mapping[str, Any]) -> list[str]:
