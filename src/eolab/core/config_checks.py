@@ -81,7 +81,7 @@ def _plan_problems(config: Mapping[str, Any]) -> list[str]:
     problems = bucketplan.years_problems(config["sentinel2"])
     if problems or not {"storage", "benchmark", "fixtures", "sentinel2_convert"} <= set(config):
         return problems
-    return bucketplan.quota_problems(config)
+    return bucketplan.bucket_name_problems(config) or bucketplan.quota_problems(config)
 
 
 def _region_problems(region: Mapping[str, Any]) -> list[str]:

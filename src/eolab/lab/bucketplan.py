@@ -135,6 +135,19 @@ def objects_per_bucket(config: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
+def bucket_name_problems(config: Mapping[str, Any]) -> list[str]:
+    """A per-tile bucket name over S3's 63 characters (``tile-bucket`` adds ``-<tile>``)."""
+    s3 = config["storage"]["s3"]
+    names = {tile_location(s3, t)[0] for t in staged_tiles_formats(config)}
+    too_long = sorted(n for n in names if len(n) > 63)
+    if not too_long:
+        return []
+    return [
+        f"config storage.s3.bucket: {too_long[0]} is {len(too_long[0])} characters, S3 allows 63"
+        " (layout tile-bucket appends -<tile>: shorten storage.s3.bucket)"
+    ]
+
+
 def quota_problems(config: Mapping[str, Any]) -> list[str]:
     """One line for the fullest bucket over ``storage.s3.max_objects_per_bucket`` (none if all
     fit)."""

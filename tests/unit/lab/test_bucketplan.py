@@ -120,7 +120,9 @@ def test_years_list_range_and_single_year():
 def finland(layout: str) -> dict:
     """77 real-size tiles x 10 years, every lab format staged to S3."""
     config = defaults()
-    config["sentinel2"].update(source="cdse", tiles=[f"35V{i:02d}" for i in range(77)])
+    # Zone 35's column letters J..R x row letters: 77 valid MGRS tile ids.
+    tiles = [f"35V{c}{r}" for c in "JKLMNPQR" for r in "ABCDEFGHJKLMN"][:77]
+    config["sentinel2"].update(source="cdse", tiles=tiles)
     config["sentinel2"]["years"] = {"start": 2015, "end": 2024}
     config["benchmark"]["patch_load"]["tiles"] = None
     config["storage"]["s3"]["layout"] = layout
@@ -136,7 +138,7 @@ def test_objects_per_bucket_add_up_per_layout():
     )
     per_tile = bucketplan.objects_per_bucket(config)
     assert len(per_tile) == 77 and set(per_tile.values()) == {10 * per_year}
-    assert "eolab-lab-35v00" in per_tile
+    assert "eolab-lab-35vja" in per_tile
     for layout in ("shared", "tile-prefix"):
         assert bucketplan.objects_per_bucket(finland(layout)) == {"eolab-lab": 77 * 10 * per_year}
 
@@ -164,3 +166,12 @@ def test_the_embedded_demo_plans_within_the_quota():
     config = defaults()
     assert value_problems(config) == []
     assert list(bucketplan.objects_per_bucket(config)) == ["eolab-lab"]
+
+
+def test_a_per_tile_bucket_name_over_63_characters_is_one_line():
+    config = finland("tile-bucket")
+    config["storage"]["s3"]["bucket"] = "b" * 58  # + "-35vja": 64 characters
+    (line,) = value_problems(config)
+    assert line.startswith(f"config storage.s3.bucket: {'b' * 58}-") and "is 64 characters" in line
+    config["storage"]["s3"]["bucket"] = "b" * 57
+    assert value_problems(config) == []
