@@ -310,8 +310,8 @@ def test_an_item_list_is_indexed_in_batches_as_slurm_jobs(slurm_run, cluster, tm
     env.pop("SLURM_CONF")
     before = {job["JobId"] for job in cluster.jobs()}
     target = "results/chips/index_lists/tiny"
-    proc = snakemake(workdir, "--profile", "profiles/slurm", *FAST, "--configfile",
-                     "batches.yaml", target, env=env)  # fmt: skip
+    proc = snakemake(workdir, "--profile", "profiles/slurm", *FAST, target, "--configfile",
+                     "batches.yaml", env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-6000:]
     new = [job for job in cluster.jobs() if job["JobId"] not in before]
     assert sorted(rule_of(job) for job in new) == ["chips_index_batch"] * 2  # the merge is local
