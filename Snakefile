@@ -53,6 +53,7 @@ localrules:
     chips_items,
     chips_catalog,
     chips_merge,
+    chips_merge_batches,
     plot_file_sizes,
     plot_patch_load,
 

@@ -28,7 +28,7 @@ rule benchmark_patch_load:
         drop="--drop-caches" if LAB["drop_caches"] else "--no-drop-caches",
         baseline="--baseline" if LAB["baseline"] else "--no-baseline",
         region=eolab.workflow.patch_region_options(LAB["region"]),
-        options=STORAGE_OPTIONS,
+        options=storage_options,
         s3_log=log_path("benchmark_patch_load", "{tile}_{year}.s3server"),
     shell:
         "eolab bench patch-load {params.flags} --tile {wildcards.tile}"
@@ -63,7 +63,7 @@ rule benchmark_train_feed:
         seed=FEED["seed"],
         size=FEED["patch_size_m"],
         align=FEED["align_m"],
-        options=STORAGE_OPTIONS,
+        options=storage_options,
         s3_log=log_path("benchmark_train_feed", "{tile}_{year}.s3server"),
     shell:
         "eolab bench train-feed {params.flags} --tile {wildcards.tile}"

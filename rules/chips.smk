@@ -26,7 +26,7 @@ rule chips_items:
 rule chips_catalog:
     input:
         collections=expand(
-            rules.chips_items.output.collection, tile=S2_TILES, year=S2_YEAR
+            rules.chips_items.output.collection, tile=S2_TILES, year=S2_YEARS
         ),
     output:
         catalog=results("chips", "stac", "catalog.json"),
@@ -63,7 +63,7 @@ rule chips_index:
 
 rule chips_merge:
     input:
-        indexes=expand(rules.chips_index.output.index, tile=S2_TILES, year=S2_YEAR),
+        indexes=expand(rules.chips_index.output.index, tile=S2_TILES, year=S2_YEARS),
     output:
         index=directory(results("chips", "index")),
     log:
@@ -78,7 +78,7 @@ rule chips_merge:
 
 # The pixels' source: the STAC catalog (COGs) or the Zarr cubes of every tile-year.
 PRECHIP_SOURCES = (
-    expand(rules.safe_to_zarr.output.summary, tile=S2_TILES, year=S2_YEAR)
+    expand(rules.safe_to_zarr.output.summary, tile=S2_TILES, year=S2_YEARS)
     if PRECHIP["source"] == "zarr"
     else [rules.chips_catalog.output.catalog]
 )
@@ -100,7 +100,11 @@ rule chips_prechip:
         out=lambda w, output: Path(output.manifest).parent,
         source=PRECHIP["source"],
         sources=" ".join(
-            (f"--zarr {zarr_store('zarr', tile, S2_YEAR)}" for tile in S2_TILES)
+            [
+                f"--zarr {zarr_store('zarr', tile, year)}"
+                for tile in S2_TILES
+                for year in S2_YEARS
+            ]
             if PRECHIP["source"] == "zarr"
             else [f"--items {rules.chips_catalog.output.catalog}"]
         ),
@@ -116,3 +120,46 @@ rule chips_prechip:
         " --max-nodata {params.max_nodata} --sample {params.sample}"
         " --batch-size {params.batch_size} --seed {params.seed} --out {params.out}"
         " > {log} 2>&1"
+
+
+# Long item lists (config chips.item_lists) indexed in batches: one job and one GeoParquet file
+# per `chips.index_batch_size` items, then one merge (helpers in rules/common.smk).
+
+
+rule chips_index_batch:
+    input:
+        item_list=lambda w: ITEM_LISTS[w.item_list],
+    output:
+        index=index_batch_file(),
+    log:
+        log_path("chips_index_batch", "{item_list}", "{batch}"),
+    benchmark:
+        benchmark_path("chips_index_batch", "{item_list}", "{batch}")
+    conda:
+        CONDA_ENV
+    params:
+        batch=lambda w: int(w.batch),
+        batch_size=INDEX_BATCH_SIZE,
+        chip_size=CHIPS["chip_size"],
+        max_nodata=CHIPS["max_nodata"],
+        sensor=CHIPS["sensor"],
+    shell:
+        "eolab chips index-batch {input.item_list:q} --batch {params.batch}"
+        " --batch-size {params.batch_size} --out {output.index:q}"
+        " --chip-size {params.chip_size} --max-nodata {params.max_nodata}"
+        " --sensor {params.sensor} > {log} 2>&1"
+
+
+rule chips_merge_batches:
+    input:
+        batches=index_batches,
+    output:
+        index=directory(results("chips", "index_lists", "{item_list}")),
+    log:
+        log_path("chips_merge_batches", "{item_list}"),
+    benchmark:
+        benchmark_path("chips_merge_batches", "{item_list}")
+    conda:
+        CONDA_ENV
+    shell:
+        "eolab chips merge {input.batches:q} --out {output.index:q} > {log} 2>&1"

@@ -5,13 +5,13 @@
 
 STAGE_TARGETS = {
     "fixtures": (
-        expand(rules.fixtures_sentinel2.output.manifest, tile=S2_TILES, year=S2_YEAR)
+        expand(rules.fixtures_sentinel2.output.manifest, tile=S2_TILES, year=S2_YEARS)
         if S2["source"] == "fixtures"
         else []
     )
     + ([rules.fixtures_benv2.output.metadata] if BENV2["root"] is None else []),
     "intake": (
-        expand(rules.intake_cdse.output.manifest, tile=S2_TILES, year=S2_YEAR)
+        expand(rules.intake_cdse.output.manifest, tile=S2_TILES, year=S2_YEARS)
         if S2["source"] == "cdse"
         else []
     ),
@@ -24,18 +24,24 @@ STAGE_TARGETS = {
             rules.zip_zarr.output.zip,
         ],
         tile=S2_TILES,
-        year=S2_YEAR,
+        year=S2_YEARS,
     ),
     "benv2": [rules.benv2_tiles.output.summary],
     "chips": [
         rules.chips_catalog.output.catalog,
         rules.chips_merge.output.index,
         rules.chips_prechip.output.manifest,
-    ],
-    "lab": [t for tile in LAB_TILES for t in staging_timings(tile, S2_YEAR)]
-    + expand(rules.benchmark_patch_load.output.result, tile=LAB_TILES, year=S2_YEAR)
+    ]
+    + expand(rules.chips_merge_batches.output.index, item_list=ITEM_LISTS),
+    "lab": [
+        t
+        for tile in LAB_TILES
+        for year in S2_YEARS
+        for t in staging_timings(tile, year)
+    ]
+    + expand(rules.benchmark_patch_load.output.result, tile=LAB_TILES, year=S2_YEARS)
     + expand(
-        rules.benchmark_train_feed.output.result, tile=FEED["tiles"], year=S2_YEAR
+        rules.benchmark_train_feed.output.result, tile=FEED["tiles"], year=S2_YEARS
     ),
     "report": expand(
         [
@@ -44,7 +50,7 @@ STAGE_TARGETS = {
             rules.plot_patch_load.output.throughput,
         ],
         tile=LAB_TILES,
-        year=S2_YEAR,
+        year=S2_YEARS,
     ),
 }
 

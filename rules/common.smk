@@ -3,6 +3,8 @@ import os
 import sys
 from pathlib import Path
 
+from eolab.lab.bucketplan import sentinel2_years
+
 # Each config writes under its own folder (config key `results`), so a cluster or bench config
 # never plans reruns of the demo's jobs: every rule path goes through results() below.
 RESULTS = Path(config["results"])
@@ -58,7 +60,8 @@ check_slurm_account()
 
 S2 = config["sentinel2"]
 S2_TILES = S2["tiles"]
-S2_YEAR = S2["year"]
+# Every stage runs per tile-year: `years` (a list or {start, end}) when set, else `year`.
+S2_YEARS = sentinel2_years(S2)
 
 
 def s2_products_manifest(wildcards):
@@ -96,3 +99,31 @@ def zarr_store(kind, tile, year):
 def zarr_summary(kind, tile="{tile}", year="{year}"):
     """The summary JSON to-zarr writes when a store is complete: the rule's output."""
     return zarr_store(kind, tile, year) + ".summary.json"
+
+
+# Long STAC item lists indexed in batches (rules/chips.smk: chips_index_batch, one job per
+# `chips.index_batch_size` items, and chips_merge_batches). The batch count comes from the list's
+# length when the workflow is planned (eolab.chips.batches), so no checkpoint is needed.
+ITEM_LISTS = config["chips"]["item_lists"]
+INDEX_BATCH_SIZE = config["chips"]["index_batch_size"]
+
+
+wildcard_constraints:
+    item_list="|".join(ITEM_LISTS) or "no-item-list",
+    batch="[0-9]{4}",
+
+
+def index_batch_file(item_list="{item_list}", batch="{batch}"):
+    """One batch's GeoParquet file (a pattern, or one file)."""
+    return results("chips", "index_batches", item_list, f"{batch}.parquet")
+
+
+def index_batches(wildcards):
+    """The batch files of an item list: ceil(items / chips.index_batch_size) of them."""
+    from eolab.chips.batches import batch_count, read_item_list
+
+    items = len(read_item_list(ITEM_LISTS[wildcards.item_list]))
+    return [
+        index_batch_file(wildcards.item_list, f"{b:04d}")
+        for b in range(batch_count(items, INDEX_BATCH_SIZE))
+    ]

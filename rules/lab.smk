@@ -73,8 +73,10 @@ def _q(value):
     return shlex.quote(str(value))
 
 
-# Storage options of every `eolab stage ...` / `eolab bench patch-load` call (no secrets).
-STORAGE_OPTIONS = eolab.workflow.storage_options(STORAGE)
+def storage_options(wildcards):
+    """Storage options of an `eolab stage ...` / `eolab bench ...` call (no secrets): the
+    tile's bucket and prefix under storage.s3.layout (eolab.lab.bucketplan)."""
+    return eolab.workflow.storage_options(STORAGE, wildcards.tile)
 
 
 def stage_timing(op, fmt="{format}", tile="{tile}", year="{year}"):

@@ -25,9 +25,10 @@ ZARR_OPTIONS = eolab.workflow.zarr_options(S2ZARR)
 # since, Snakemake would still find the summary and do nothing. Such a summary is removed at
 # parse time so the conversion is planned again.
 for _summary, _problem in forget_incomplete_summaries(
-    (zarr_store(kind, tile, S2_YEAR), zarr_summary(kind, tile, S2_YEAR))
+    (zarr_store(kind, tile, year), zarr_summary(kind, tile, year))
     for kind in ("zarr", "zarr-sharded")
     for tile in S2_TILES
+    for year in S2_YEARS
 ):
     logger.warning(f"{_summary}: {_problem}; removed so the store is built again")
 

@@ -22,7 +22,7 @@ rule stage_network:
         CONDA_ENV
     params:
         entry=lambda w: format_product(w.format, w.tile, w.year),
-        options=STORAGE_OPTIONS,
+        options=storage_options,
     shell:
         "eolab stage copy --format {wildcards.format} --input {params.entry:q}"
         " --dest {output.folder:q} --tile {wildcards.tile} --year {wildcards.year}"
@@ -44,7 +44,7 @@ rule stage_copy_temp:
         gres=lab_gres(),
     params:
         entry=lambda w: network_input(w.format, w.tile, w.year),
-        options=STORAGE_OPTIONS,
+        options=storage_options,
     shell:
         "eolab stage copy --format {wildcards.format} --input {params.entry:q}"
         " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
@@ -64,7 +64,7 @@ rule stage_upload_s3:
         CONDA_ENV
     params:
         entry=lambda w: network_input(w.format, w.tile, w.year),
-        options=STORAGE_OPTIONS,
+        options=storage_options,
         s3_log=log_path("stage_upload_s3", "{format}", "{tile}_{year}.s3server"),
     shell:
         "eolab stage upload --format {wildcards.format} --input {params.entry:q}"
@@ -88,7 +88,7 @@ rule stage_download_s3:
         gres=lab_gres(),
     params:
         entry=lambda w: network_input(w.format, w.tile, w.year),
-        options=STORAGE_OPTIONS,
+        options=storage_options,
         s3_log=log_path("stage_download_s3", "{format}", "{tile}_{year}.s3server"),
     shell:
         "eolab stage download --format {wildcards.format} --input {params.entry:q}"
@@ -111,7 +111,7 @@ rule stage_zip_temp:
         gres=lab_gres(),
     params:
         entry=lambda w: network_input("zarr", w.tile, w.year),
-        options=STORAGE_OPTIONS,
+        options=storage_options,
     shell:
         "eolab stage zip --format zarr --input {params.entry:q}"
         " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
@@ -133,7 +133,7 @@ rule stage_unzip_temp:
         gres=lab_gres(),
     params:
         entry=lambda w: network_input("zarr-zip", w.tile, w.year),
-        options=STORAGE_OPTIONS,
+        options=storage_options,
     shell:
         "eolab stage unzip --format zarr-zip --input {params.entry:q}"
         " --tile {wildcards.tile} --year {wildcards.year} --timing {output.timing:q}"
@@ -158,7 +158,7 @@ rule stage_unzip_s3:
         gres=lab_gres(),
     params:
         entry=lambda w: network_input("zarr-zip", w.tile, w.year),
-        options=STORAGE_OPTIONS,
+        options=storage_options,
         s3_log=log_path("stage_unzip_s3", "{tile}_{year}.s3server"),
     shell:
         "eolab stage unzip-s3 --format zarr-zip --input {params.entry:q}"

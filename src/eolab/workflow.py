@@ -63,13 +63,18 @@ def zarr_options(zarr: Mapping[str, Any]) -> str:
     )
 
 
-def storage_options(storage: Mapping[str, Any]) -> str:
+def storage_options(storage: Mapping[str, Any], tile: str | None = None) -> str:
     """Storage options of every ``eolab stage …`` / ``eolab bench patch-load`` call, from the
-    ``storage`` section (no secrets: credentials come from the AWS environment)."""
+    ``storage`` section (no secrets: credentials come from the AWS environment). With ``tile``
+    the bucket and prefix are that tile's under ``storage.s3.layout``
+    (eolab.lab.bucketplan.tile_location)."""
+    from eolab.lab.bucketplan import tile_location
+
     s3 = storage["s3"]
+    bucket, prefix = tile_location(s3, tile) if tile else (s3["bucket"], s3["prefix"])
     return join(
-        [option("--s3-bucket", s3["bucket"]), option("--workers", storage["workers"])]
-        + optional("--s3-prefix", s3["prefix"] or None)
+        [option("--s3-bucket", bucket), option("--workers", storage["workers"])]
+        + optional("--s3-prefix", prefix or None)
         + optional("--temp-dir", storage["temp"] or None)
         + optional("--s3-endpoint-url", s3["endpoint_url"] or None)
         + optional("--s3-profile", s3["profile"] or None)

@@ -9,7 +9,9 @@ whole demo instead (slower). The test then checks from Slurm's own records (``sc
 kept for MinJobAge) that every job got the partition, time, memory, cores, account and GRES that
 the profile and the rules ask for, that ``$LOCAL_SCRATCH`` reached the jobs and was removed
 afterwards, and that the outputs equal a local run (byte for byte; JSON run records without
-their provenance, clocks and timings).
+their provenance, clocks and timings). One more run indexes that tile-year's STAC items as an
+item list in batches (chips_index_batch Slurm jobs, a local merge) and compares the merged index
+with the unbatched one.
 """
 
 from __future__ import annotations
@@ -280,3 +282,55 @@ def test_a_missing_project_stops_before_any_job_is_submitted(cluster, tmp_path):
     assert re.search(r"eolab: error: the Slurm account is \$CSC_PROJECT, an unset", out), out
     assert "Traceback" not in out
     assert len(cluster.jobs()) == before
+
+
+def test_an_item_list_is_indexed_in_batches_as_slurm_jobs(slurm_run, cluster, tmp_path):
+    """The tile-year's STAC items as an item list of 4 items, batches of 3: 2 chips_index_batch
+    Slurm jobs with the profile's resources, one local merge, equal to the unbatched index."""
+    import pyarrow.parquet as pq
+
+    done = slurm_run[0] / "results"
+    stac = tmp_path / "stac"
+    listing = done / "sentinel2" / "cog" / f"{TILE}_{YEAR}.json"
+    manifest = done / "fixtures" / "sentinel2" / f"{TILE}_{YEAR}.json"
+    subprocess.run(
+        [str(BIN / "eolab"), "chips", "items", str(listing), "--products", str(manifest),
+         "--out", str(stac)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    items = sorted(stac.glob("*/*.json"))
+    assert len(items) == TINY["fixtures"]["sentinel2"]["dates"] == 4
+    item_list = tmp_path / "items.txt"
+    item_list.write_text("".join(f"{p}\n" for p in items))
+    workdir = workflow_copy(tmp_path / "wf", probe=False)
+    (workdir / "batches.yaml").write_text(yaml.safe_dump(
+        {"chips": {"item_lists": {"tiny": str(item_list)}, "index_batch_size": 3}}
+    ))  # fmt: skip
+    env = dict(cluster.env, CSC_PROJECT=ACCOUNT)
+    env.pop("SLURM_CONF")
+    before = {job["JobId"] for job in cluster.jobs()}
+    target = "results/chips/index_lists/tiny"
+    proc = snakemake(workdir, "--profile", "profiles/slurm", *FAST, target, "--configfile",
+                     "batches.yaml", env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    new = [job for job in cluster.jobs() if job["JobId"] not in before]
+    assert sorted(rule_of(job) for job in new) == ["chips_index_batch"] * 2  # the merge is local
+    for job in new:
+        assert job["JobState"] == "COMPLETED" and job["Account"] == ACCOUNT
+        assert minutes(job["TimeLimit"]) == expected("chips_index_batch", "runtime")
+        assert megabytes(job["MinMemoryNode"]) == expected("chips_index_batch", "mem_mb")
+    # The same items indexed one file per item and merged: the same dataset, file for file.
+    chip_size = str(TINY["chips"]["chip_size"])
+    for args in (
+        ["index", *map(str, items), "--out", str(tmp_path / "per_item")],
+        ["merge", str(tmp_path / "per_item"), "--out", str(tmp_path / "merged")],
+    ):
+        subprocess.run([str(BIN / "eolab"), "chips", *args]
+                       + (["--chip-size", chip_size] if args[0] == "index" else []),
+                       check=True, capture_output=True)  # fmt: skip
+    merged, batched = tmp_path / "merged", workdir / target
+    files = sorted(p.relative_to(merged) for p in merged.rglob("*.parquet"))
+    assert len(files) == 4
+    assert files == sorted(p.relative_to(batched) for p in batched.rglob("*.parquet"))
+    for rel in files:
+        assert pq.read_table(batched / rel).equals(pq.read_table(merged / rel)), rel

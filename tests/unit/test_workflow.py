@@ -118,3 +118,19 @@ def test_patch_region_options_only_the_sides_that_are_set():
         "303000",
         "6797040",
     ]
+
+
+def test_storage_options_per_tile_follow_the_layout():
+    storage = {"s3": {"bucket": "eolab-lab", "prefix": "lab", "layout": "tile-bucket"},
+               "workers": 8, "temp": None}  # fmt: skip
+    storage["s3"] |= {"endpoint_url": None, "profile": None, "region": None}
+    assert storage_options(storage, "35VLH") == (
+        "--s3-bucket eolab-lab-35vlh --workers 8 --s3-prefix lab"
+    )
+    storage["s3"]["layout"] = "tile-prefix"
+    assert (
+        storage_options(storage, "35VLH")
+        == "--s3-bucket eolab-lab --workers 8 --s3-prefix lab/35VLH"
+    )
+    storage["s3"]["layout"] = "shared"
+    assert storage_options(storage, "35VLH") == storage_options(storage)

@@ -126,43 +126,55 @@ def export_catalog_cmd(catalog, out, base, href_prefix) -> None:
     click.echo(f"catalog {export_catalog(catalog, out, base, href_prefix)}")
 
 
+_INDEX_OPTIONS = [
+    click.option("--chip-size", type=click.IntRange(1), default=256, show_default=True),
+    click.option(
+        "--max-nodata",
+        type=click.FloatRange(0, 1),
+        default=0.5,
+        show_default=True,
+        help="Drop chips with a larger nodata fraction.",
+    ),
+    click.option(
+        "--sensor",
+        type=click.Choice(
+            [
+                "auto",
+                "none",
+                "sentinel-2-l1c",
+                "sentinel-2-l2a",
+                "sentinel-1",
+                "landsat-c2-l2",
+                "aerial",
+                "naip",
+                "linz",
+            ]
+        ),
+        default="auto",
+        show_default=True,
+    ),
+    click.option(
+        "--resolution",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Aerial sensors (aerial, naip, linz): cut chips on this pixel size in metres "
+        "[default: the item's own; linz 0.3].",
+    ),
+    s3_endpoint_option,
+]
+
+
+def index_options(func):
+    """The chip and sensor options of ``index`` and ``index-batch``."""
+    for option in reversed(_INDEX_OPTIONS):
+        func = option(func)
+    return func
+
+
 @chips.command("index", short_help="One GeoParquet chip index per STAC item.")
 @click.argument("items", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for indexes.")
-@click.option("--chip-size", type=click.IntRange(1), default=256, show_default=True)
-@click.option(
-    "--max-nodata",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="Drop chips with a larger nodata fraction.",
-)
-@click.option(
-    "--sensor",
-    type=click.Choice(
-        [
-            "auto",
-            "none",
-            "sentinel-2-l1c",
-            "sentinel-2-l2a",
-            "sentinel-1",
-            "landsat-c2-l2",
-            "aerial",
-            "naip",
-            "linz",
-        ]
-    ),
-    default="auto",
-    show_default=True,
-)
-@click.option(
-    "--resolution",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Aerial sensors (aerial, naip, linz): cut chips on this pixel size in metres "
-    "[default: the item's own; linz 0.3].",
-)
-@s3_endpoint_option
+@index_options
 def index_cmd(items, out, chip_size, max_nodata, sensor, resolution, s3_endpoint) -> None:
     """One GeoParquet chip index per STAC item (ITEMS: item, collection or catalog files)."""
     from eolab.chips.index import index_items, load_items
@@ -174,6 +186,35 @@ def index_cmd(items, out, chip_size, max_nodata, sensor, resolution, s3_endpoint
         loaded, out, chip_size, max_nodata, sensor, _s3(s3_endpoint), resolution=resolution
     )
     click.echo(f"{len(paths)} chip indexes in {out}")
+
+
+@chips.command("index-batch", short_help="Index one batch of a STAC item list into one file.")
+@click.argument("item_list", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--batch", type=click.IntRange(0), required=True, help="Batch number (from 0).")
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=500, show_default=True, help="Items per batch."
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="GeoParquet file.")
+@index_options
+def index_batch_cmd(
+    item_list, batch, batch_size, out, chip_size, max_nodata, sensor, resolution, s3_endpoint
+) -> None:
+    """Index items [BATCH x SIZE, (BATCH+1) x SIZE) of ITEM_LIST (one item JSON per line) into
+    one GeoParquet file; `eolab chips merge` joins the batch files."""
+    from eolab.chips.batches import index_batch
+
+    rows = index_batch(
+        item_list,
+        batch,
+        batch_size,
+        out,
+        chip_size,
+        max_nodata,
+        sensor,
+        _s3(s3_endpoint),
+        resolution,
+    )
+    click.echo(f"batch {batch}: {rows} chips in {out}")
 
 
 @chips.command("merge", short_help="Merge chip indexes into one dataset.")

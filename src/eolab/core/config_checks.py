@@ -7,7 +7,9 @@ Two kinds, each reported as one line naming the key:
 * `value_problems`: values that pass ``snakemake -n`` but would fail inside a job, after
   Snakemake has already deleted the previous output (shards that are not multiples of the
   chunks, a compressor Blosc refuses, ``train_ratio + val_ratio > 1``, unknown BigEarthNet
-  countries). They reuse the parsers the jobs use, so the verdict is the same.
+  countries). They reuse the parsers the jobs use, so the verdict is the same. The plan's
+  S3 buckets are checked here too: a range of years that runs backwards, and a bucket that
+  would hold more objects than ``storage.s3.max_objects_per_bucket`` (eolab.lab.bucketplan).
 """
 
 from __future__ import annotations
@@ -56,7 +58,30 @@ def value_problems(config: Mapping[str, Any]) -> list[str]:
     region = config.get("benchmark", {}).get("patch_load", {}).get("region")
     if region:
         problems += _region_problems(region)
-    return problems
+    return problems + _item_list_problems(config) + _plan_problems(config)
+
+
+def _item_list_problems(config: Mapping[str, Any]) -> list[str]:
+    """Item lists that are not files: their batch count is read when the plan is made."""
+    lists = config.get("chips", {}).get("item_lists") or {}
+    return [
+        f"config chips.item_lists.{name}: {path}: no such file (a text file naming one STAC item"
+        " JSON per line)"
+        for name, path in lists.items()
+        if not Path(path).is_file()
+    ]
+
+
+def _plan_problems(config: Mapping[str, Any]) -> list[str]:
+    """A backwards range of years; else a bucket planned over the object quota."""
+    from eolab.lab import bucketplan
+
+    if "sentinel2" not in config:
+        return []
+    problems = bucketplan.years_problems(config["sentinel2"])
+    if problems or not {"storage", "benchmark", "fixtures", "sentinel2_convert"} <= set(config):
+        return problems
+    return bucketplan.bucket_name_problems(config) or bucketplan.quota_problems(config)
 
 
 def _region_problems(region: Mapping[str, Any]) -> list[str]:

@@ -92,3 +92,13 @@ def test_patch_region_in_the_wrong_order(config):
     ]
     config["benchmark"]["patch_load"]["region"] = {"x1": 10.0, "y1": 9.0, "x2": 20.0, "y2": 8.0}
     assert value_problems(config) == []
+
+
+def test_an_item_list_that_is_not_a_file_is_one_line(tmp_path):
+    listed = tmp_path / "items.txt"
+    listed.write_text("a/item.json\n")
+    config = {"chips": {"item_lists": {"ok": str(listed), "gone": str(tmp_path / "gone.txt")}}}
+    assert value_problems(config) == [
+        f"config chips.item_lists.gone: {tmp_path / 'gone.txt'}: no such file (a text file naming"
+        " one STAC item JSON per line)"
+    ]
