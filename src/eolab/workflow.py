@@ -121,6 +121,8 @@ def benv2_options(benv2: Mapping[str, Any]) -> str:
         ]
         + switches(benv2, BENV2_SWITCHES)
         + ([] if benv2["reference_maps"] else ["--no-reference-maps"])
+        # the dense layout is the CLI's default: only the compact one is spelled out
+        + optional("--store_layout", None if benv2["store_layout"] == "dense" else "compact")
     )
 
 

@@ -118,3 +118,9 @@ def test_patch_region_options_only_the_sides_that_are_set():
         "303000",
         "6797040",
     ]
+
+
+def test_benv2_options_spell_out_the_compact_layout_only():
+    assert "--store_layout" not in benv2_options(DEFAULT["benv2"])
+    compact = {**DEFAULT["benv2"], "store_layout": "compact", "store_compression": "lz4"}
+    assert benv2_options(compact).endswith("--store_compression lz4 --store_layout compact")

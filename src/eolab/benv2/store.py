@@ -396,6 +396,15 @@ class PatchStore:
     def __len__(self) -> int:
         return self.shape[0]
 
+    @property
+    def _fast(self) -> bool:
+        """Every array is read with ``pread`` (not through zarr-python)."""
+        return all(c.fast for c in self._chunks)
+
+    @property
+    def _decompress(self) -> bool:
+        return any(c.fast and c._decompress for c in self._chunks)
+
     def _check(self, i: int) -> int:
         i = int(i)
         if not 0 <= i < self.shape[0]:
