@@ -98,19 +98,24 @@ class Expander:
             for k, v in (global_stats or {}).items()
             if k in ("mean", "std", "min", "max")
         }
+        self._fixed: tuple[np.ndarray, np.ndarray] | None = None
 
-    def coefficients(self, stats: dict[str, np.ndarray] | None, n: int):
-        """float32 (offset, 1/scale) per patch and band, as ``transform.normalise`` rounds them.
+    def coefficients(self, stats: dict[str, np.ndarray] | None):
+        """float32 (offset, 1/scale), (n, bands) in ``patch`` mode else (1, bands), rounded as
+        ``transform.normalise`` rounds them.
 
         ``stats``: (n, bands) per-patch ``min``/``max`` for ``patch`` normalisation.
         """
-        nb = len(self.bands)
-        if self.mode == "patch":
-            scale, offset = scale_offset("patch", stats, nb)
-        else:
-            scale, offset = scale_offset(self.mode, self.global_stats, nb)
-        inv = np.broadcast_to((1.0 / scale).astype(np.float32), (n, nb))
-        return np.broadcast_to(offset.astype(np.float32), (n, nb)), inv
+        if self.mode != "patch":
+            if self._fixed is None:
+                scale, offset = scale_offset(self.mode, self.global_stats, len(self.bands))
+                self._fixed = (
+                    offset.astype(np.float32)[None],
+                    (1.0 / scale).astype(np.float32)[None],
+                )
+            return self._fixed
+        scale, offset = scale_offset("patch", stats, len(self.bands))
+        return offset.astype(np.float32), (1.0 / scale).astype(np.float32)
 
     def expand(
         self,
@@ -122,7 +127,7 @@ class Expander:
         n = len(next(iter(natives.values())))
         if out is None:
             out = np.empty((n, len(self.bands), PATCH_PX, PATCH_PX), dtype=self.dtype)
-        offset, inv = self.coefficients(stats, n)
+        offset, inv = self.coefficients(stats)
         for g in self.groups:
             a = natives[g.name]
             pos = list(g.positions)
@@ -132,13 +137,15 @@ class Expander:
                 continue
             norm = np.subtract(a, offset[:, pos, None, None], dtype=np.float32)
             norm *= inv[:, pos, None, None]
+            if f > 1:  # columns first (np.repeat), then whole rows: long inner copy loops
+                norm = norm.repeat(f, axis=-1)
             for j, b in enumerate(pos):
                 if f == 1:
                     out[:, b] = norm[:, j]
                 else:
                     view = out[:, b]
-                    view.shape = (n, g.px, f, g.px, f)  # a view: raises rather than copy
-                    view[...] = norm[:, j, :, None, :, None]
+                    view.shape = (n, g.px, f, PATCH_PX)  # a view: raises rather than copy
+                    view[...] = norm[:, j, :, None, :]
         return out
 
     def _expand_zoom(self, a, g: NativeGroup, offset, inv, out) -> None:
@@ -147,6 +154,7 @@ class Expander:
         for i in range(len(a)):
             for j, b in enumerate(g.positions):
                 upsample(a[i, j], PATCH_PX, self.resampling, out=up)
-                norm = np.subtract(up, offset[i, b], dtype=np.float32)
-                norm *= inv[i, b]
+                k = i if len(offset) > 1 else 0
+                norm = np.subtract(up, offset[k, b], dtype=np.float32)
+                norm *= inv[k, b]
                 out[i, b] = norm

@@ -334,9 +334,9 @@ class ShardedChunks:
             return out
         offset, nbytes = int(index[k, 0]), int(index[k, 1])
         if self._decompress:
-            from numcodecs import Blosc
+            from numcodecs.blosc import decompress
 
-            Blosc().decode(os.pread(self._fd(shard), nbytes, offset), out=out)
+            decompress(os.pread(self._fd(shard), nbytes, offset), out)
         elif os.preadv(self._fd(shard), [out.data.cast("B")], offset) != nbytes:
             raise OSError(f"{self.path}: short read of patch {i} in shard {shard}")
         return out
