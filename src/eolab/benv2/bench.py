@@ -195,7 +195,6 @@ def measure_layouts(
     """Bytes per patch and warm (and cold) random reads: dense store, compact store, LMDB peer."""
     import shutil
 
-    from eolab.benv2.compact import native_groups
     from eolab.benv2.lmdbpeer import LmdbPeer, build_lmdb
     from eolab.benv2.store import PatchStore
     from eolab.lab.patchbench import drop_page_cache
@@ -213,10 +212,9 @@ def measure_layouts(
     peer = LmdbPeer(lmdb_path, compact)
     readers = {"dense_store": dense, "compact_store": compact, "lmdb_safetensors": peer}
     n = len(ids)
-    native = [g.name for g in native_groups(compact.attrs["bands"])]
     bytes_per_patch = {
         "dense_store": _dir_bytes(dense_path / "data") / n,
-        "compact_store": sum(_dir_bytes(compact_path / g) for g in native) / n,
+        "compact_store": _dir_bytes(compact_path / "native") / n,
         "lmdb_safetensors": _dir_bytes(lmdb_path) / n,
         "lmdb_safetensors_values": lmdb_values / n,
     }

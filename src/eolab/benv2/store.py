@@ -29,11 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from eolab.benv2.compact import Expander, native_groups, pack, segments, unpack
 from eolab.benv2.names import LABELS, PATCH_PX, npz_key
 
 COMPRESSION = ("none", "lz4", "zstd")
 #: The pixel array (``x`` in format 1 stores, still read by ``PatchStore``).
 PIXELS = "data"
+#: The packed native rows of a compact store.
+NATIVE = "native"
 FORMAT_VERSION = 2
 #: ``dense``: pre-upsampled, pre-normalised float32/float16 (format 2); ``compact``: native
 #: dtypes and resolutions, expanded at read time (format 3, see ``eolab.benv2.compact``).
@@ -77,32 +80,47 @@ def create_store(
 ) -> None:
     """Create the empty arrays of one split's store (``n`` > 0 patches).
 
-    ``dense``: one ``data`` array of ``dtype``; ``compact``: one array per native group
-    (``compact.GROUPS``), ``dtype`` being the dtype reads return.
+    ``dense``: one ``data`` array of ``dtype``; ``compact``: one ``native`` (patch, row) uint16
+    array, each row a patch's native groups packed (``compact.pack``), ``dtype`` being the
+    dtype reads return.
     """
     import zarr
-
-    from eolab.benv2.compact import native_groups
 
     group = zarr.open_group(path, mode="w", zarr_format=3)
     shard = max(1, min(shard_patches, n))
     if layout == "compact":
-        arrays = [(g.name, len(g.bands), g.px, g.dtype) for g in native_groups(bands)]
-    else:
-        arrays = [(PIXELS, len(bands), PATCH_PX, dtype)]
-    for name, nb, px, array_dtype in arrays:
+        groups = native_groups(bands)
+        row = segments(groups)[-1][1]
         group.create_array(
-            name,
-            shape=(n, nb, px, px),
-            chunks=(1, nb, px, px),
-            shards=(shard, nb, px, px),
-            dtype=array_dtype,
+            NATIVE,
+            shape=(n, row),
+            chunks=(1, row),
+            shards=(shard, row),
+            dtype="uint16",
             compressors=_compressors(compression, layout),
             fill_value=0,
-            # compact groups differ in size: own dimension names, so xarray can open the store
-            dimension_names=("patch", *(f"{name}_{d}" for d in ("band", "y", "x")))
-            if layout == "compact"
-            else ("patch", "band", "y", "x"),
+            dimension_names=("patch", "packed"),
+            attributes={
+                "packing": [
+                    {"group": g.name, "bands": list(g.bands), "shape": [len(g.bands), g.px, g.px],
+                     "dtype": g.dtype, "start": start, "stop": stop}
+                    for g, (start, stop) in zip(groups, segments(groups), strict=True)
+                ],
+                "description": "per patch, the groups' little-endian bytes back to back "
+                "(eolab.benv2.compact.unpack)",
+            },
+            config={"write_empty_chunks": True},
+        )  # fmt: skip
+    else:
+        group.create_array(
+            PIXELS,
+            shape=(n, len(bands), PATCH_PX, PATCH_PX),
+            chunks=(1, len(bands), PATCH_PX, PATCH_PX),
+            shards=(shard, len(bands), PATCH_PX, PATCH_PX),
+            dtype=dtype,
+            compressors=_compressors(compression, layout),
+            fill_value=0,
+            dimension_names=("patch", "band", "y", "x"),
             config={"write_empty_chunks": True},
         )
     if with_refmap:
@@ -148,10 +166,7 @@ def write_shard(
     arrays = [decode_npz(Path(p).read_bytes()) for p in npz_paths]
     stop = start + len(arrays)
     if layout == "compact":
-        from eolab.benv2.compact import native_groups
-
-        for g in native_groups(bands):
-            group[g.name][start:stop] = np.stack([np.stack([a[k] for k in g.keys]) for a in arrays])
+        group[NATIVE][start:stop] = pack(native_groups(bands), arrays)
     else:
         x = group[PIXELS]
         x[start:stop] = np.stack([np.stack([a[k] for k in keys]) for a in arrays]).astype(x.dtype)
@@ -302,6 +317,8 @@ class ShardedChunks:
         if fd is None:
             zeros = ["0"] * (len(self.shape) - 1)
             fd = os.open(self.path / self.name / "c" / str(shard) / Path(*zeros), os.O_RDONLY)
+            # random patches: no readahead beyond each chunk (cold reads would fetch neighbours)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
             self._fds[shard] = fd
         return fd
 
@@ -369,11 +386,9 @@ class PatchStore:
         self.patch_id = read_strings(group["patch_id"])
         self.layout = self.attrs.get("layout", "dense")
         if self.layout == "compact":
-            from eolab.benv2.compact import Expander, native_groups
-
             bands = self.attrs["bands"]
             self._groups = native_groups(bands)
-            self._chunks = [ShardedChunks(group, g.name, self.path) for g in self._groups]
+            self._chunks = [ShardedChunks(group, NATIVE, self.path)]
             self._expander = Expander(
                 bands,
                 resampling=self.attrs["resampling"],
@@ -384,7 +399,7 @@ class PatchStore:
             self._stats = {
                 k: group[f"norm_{k}"][...] for k in ("min", "max") if f"norm_{k}" in group
             }
-            n = self._chunks[0].shape[0]
+            n = self._chunks[0].shape[0]  # one packed row per patch
             self.shape = (n, len(bands), PATCH_PX, PATCH_PX)
             self.dtype = np.dtype(self.attrs["dtype"])
         else:
@@ -426,14 +441,12 @@ class PatchStore:
             for j, i in enumerate(idx):
                 self._chunks[0].read_into(i, out[j])
             return out
-        natives = {}
-        for g, chunks in zip(self._groups, self._chunks, strict=True):
-            a = np.empty((len(idx), *chunks.shape[1:]), dtype=chunks.dtype)
-            for j, i in enumerate(idx):
-                chunks.read_into(i, a[j])
-            natives[g.name] = a
+        chunks = self._chunks[0]
+        rows = np.empty((len(idx), *chunks.shape[1:]), dtype=chunks.dtype)
+        for j, i in enumerate(idx):
+            chunks.read_into(i, rows[j])
         stats = {k: v[idx] for k, v in self._stats.items()}
-        return self._expander.expand(natives, stats)
+        return self._expander.expand(unpack(self._groups, rows), stats)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         return self.read(i), self.labels[int(i)]

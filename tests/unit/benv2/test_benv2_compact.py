@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zarr
 
-from eolab.benv2.compact import Expander, native_groups
+from eolab.benv2.compact import Expander, native_groups, unpack
 from eolab.benv2.convert import TilesOptions, convert
 from eolab.benv2.names import ALL_BANDS, S2_BANDS, npz_key, s2_band_path
 from eolab.benv2.store import PatchStore
@@ -71,7 +71,7 @@ def test_compact_store_equals_dense_for_every_patch(benv2_root, tmp_path, kw):
             order = list(range(len(a)))[::-1]
             np.testing.assert_array_equal(a.read_batch(order), b.read_batch(order))
         # native data, lz4: well under half the bytes of the float32 arrays reads return
-        native = sum(_bytes(cpath / g.name) for g in native_groups(a.attrs["bands"]))
+        native = _bytes(cpath / "native")
         assert native < 0.5 * np.prod(a.shape) * 4
 
 
@@ -97,8 +97,13 @@ def test_compact_npz_holds_the_source_pixels(benv2_root, tmp_path):
     group = zarr.open_group(out / "zarr" / "train.zarr", mode="r")
     with PatchStore(out / "zarr" / "train.zarr") as store:
         first = read_npz(next(p for p in npz if p.stem == store.patch_id[0]))
-    np.testing.assert_array_equal(group["s2_20m"][0, 0], first["s2_b5"])
-    assert group["s2_20m"].compressors[0].cname.value == "zstd"
+    packed = group["native"]
+    natives = unpack(native_groups(ALL_BANDS), packed[:1])
+    np.testing.assert_array_equal(natives["s2_20m"][0, 0], first["s2_b5"])
+    np.testing.assert_array_equal(natives["s1"][0, 1], first["s1_vh"])
+    spans = {p["group"]: (p["start"], p["stop"]) for p in packed.attrs["packing"]}
+    assert spans["s1"][1] == packed.shape[1] == 80_000 + 2 * 120 * 120 * 2
+    assert packed.compressors[0].cname.value == "zstd"
 
 
 def test_compact_store_pickles_and_reads_in_a_copy(benv2_root, tmp_path):
