@@ -251,12 +251,17 @@ def measure_layouts(
 
 def _cold_reads(readers: dict[str, Any], idx: list[int], drop) -> dict[str, Any]:
     """Random single reads in blocks of ``COLD_BLOCK``, the page cache dropped before each
-    block and each reader (interleaved so that no contender profits from another's reads)."""
+    block and each reader (interleaved so that no contender profits from another's reads).
+
+    Each reader is closed first: pages mapped by a process (the LMDB's mmap) survive a drop,
+    so an open LMDB would read warm; a store re-reads its shard index (one small read).
+    """
     seconds = {name: 0.0 for name in readers}
     dropped, reason = True, "dropped before every block of reads"
     blocks = [idx[i : i + COLD_BLOCK] for i in range(0, len(idx), COLD_BLOCK)]
     for block in blocks:
         for name, reader in readers.items():
+            reader.close()
             ok, why = drop()
             if not ok:
                 dropped, reason = False, why

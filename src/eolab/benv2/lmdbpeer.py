@@ -51,8 +51,6 @@ class LmdbPeer:
     (a compact or dense ``PatchStore`` of the same patches: ids, labels, statistics)."""
 
     def __init__(self, path: Path, store: Any):
-        import lmdb
-
         self.path = Path(path)
         self.bands = tuple(store.attrs["bands"])
         self.groups = native_groups(self.bands)
@@ -66,7 +64,7 @@ class LmdbPeer:
             dtype=store.attrs["dtype"],
             global_stats=store.attrs.get("global_stats"),
         )
-        self.env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False)
+        self.env = None  # opened on first read (and again after ``close``)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -80,6 +78,10 @@ class LmdbPeer:
             g.name: np.empty((len(idx), len(g.bands), g.px, g.px), dtype=g.dtype)
             for g in self.groups
         }
+        if self.env is None:
+            import lmdb
+
+            self.env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False)
         with self.env.begin() as txn:
             for j, i in enumerate(idx):
                 tensors = load(txn.get(self.ids[i]))
@@ -96,7 +98,10 @@ class LmdbPeer:
         return self.read(i), self.labels[int(i)]
 
     def close(self) -> None:
-        self.env.close()
+        """Unmap the file (a mapped page survives a page-cache drop); reads reopen it."""
+        if self.env is not None:
+            self.env.close()
+            self.env = None
 
     def __enter__(self) -> LmdbPeer:
         return self
