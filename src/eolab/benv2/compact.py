@@ -5,7 +5,7 @@ A patch holds one array per native group (``s2_10m`` (4, 120, 120) uint16, ``s2_
 about a third of the pre-upsampled float32 bytes before compression. The store packs them into
 one uint16 row per patch (``pack``; the float32 S1 bytes as uint16 pairs, last, 4-byte aligned)
 so that a random patch is one read and one decode (four arrays in four shard files cost four
-disk reads per patch with the page cache cold: 348 against the LMDB peer's 817 patches/s).
+disk reads per patch with the page cache cold).
 ``Expander`` turns a batch of such patches into exactly the arrays the dense store holds: the
 same float32 operations as ``transform.upsample`` + ``transform.normalise`` in the same order,
 so the results are equal bit for bit. With ``nearest`` resampling the normalisation runs on
