@@ -164,3 +164,21 @@ def test_lmdb_peer_returns_the_store_arrays(benv2_root, tmp_path):
                 np.testing.assert_array_equal(x, dense.read(i))
                 np.testing.assert_array_equal(y, dense.labels[i])
             np.testing.assert_array_equal(peer.read_batch([2, 0]), dense.read_batch([2, 0]))
+
+
+def test_cli_tiles_store_layout_compact(benv2_root, tmp_path):
+    """``eolab benv2 tiles --store_layout compact``: lz4 by default, refused on a dense output."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "eolab", "benv2", "tiles", "--root", str(benv2_root)]
+    cmd = [*base, "--out_dir", str(out), "--no-progress", "--workers", "2", "--limit", "6"]
+    done = subprocess.run([*cmd, "--store_layout", "compact"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    group = zarr.open_group(out / "zarr" / "train.zarr", mode="r")
+    assert group.attrs["layout"] == "compact" and "data" not in group
+    assert group["native"].compressors[0].cname.value == "lz4"
+    again = subprocess.run(cmd, capture_output=True, text=True)  # dense on compact outputs
+    assert again.returncode != 0
+    assert again.stderr.startswith("eolab: error: ") and "layout" in again.stderr
