@@ -13,7 +13,7 @@ import zarr
 from eolab.benv2.compact import Expander, native_groups, unpack
 from eolab.benv2.convert import TilesOptions, convert
 from eolab.benv2.names import ALL_BANDS, S2_BANDS, npz_key, s2_band_path
-from eolab.benv2.store import PatchStore
+from eolab.benv2.store import PatchStore, open_dataset
 from eolab.benv2.writers import read_npz
 
 SPLITS = ("train", "validation", "test")
@@ -104,6 +104,9 @@ def test_compact_npz_holds_the_source_pixels(benv2_root, tmp_path):
     spans = {p["group"]: (p["start"], p["stop"]) for p in packed.attrs["packing"]}
     assert spans["s1"][1] == packed.shape[1] == 80_000 + 2 * 120 * 120 * 2
     assert packed.compressors[0].cname.value == "zstd"
+    ds = open_dataset(out / "zarr" / "train.zarr")  # xarray opens the compact store too
+    assert ds["native"].dims == ("patch", "packed") and ds["native"].dtype == np.uint16
+    np.testing.assert_array_equal(ds["native"][0].values, packed[0])
 
 
 def test_compact_store_pickles_and_reads_in_a_copy(benv2_root, tmp_path):
