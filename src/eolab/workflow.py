@@ -114,18 +114,19 @@ def benv2_options(benv2: Mapping[str, Any]) -> str:
         "seed",
         "min_free_gb",
         "shard_patches",
-        "store_compression",
     )
     ratios = ("train_ratio", "val_ratio") if benv2["split"] == "resplit" else ()
     return join(
         [option(f"--{key}", benv2[key]) for key in (*always, *ratios)]
         + [
             part
-            for key in ("countries", "max_per_country", "target_gb")
+            for key in ("countries", "max_per_country", "target_gb", "store_compression")
             for part in optional(f"--{key}", benv2[key])
         ]
         + switches(benv2, BENV2_SWITCHES)
         + ([] if benv2["reference_maps"] else ["--no-reference-maps"])
+        # the dense layout is the CLI's default: only the compact one is spelled out
+        + optional("--store_layout", None if benv2["store_layout"] == "dense" else "compact")
     )
 
 

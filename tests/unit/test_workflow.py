@@ -61,7 +61,6 @@ def test_benv2_options_default_then_resplit_with_filters_and_switches():
     assert benv2_options(DEFAULT["benv2"]) == (
         "--bands all --resampling nearest --normalise patch --split official"
         " --split_group location --seed 42 --min_free_gb 0 --shard_patches 256"
-        " --store_compression none"
     )
     benv2 = {
         **DEFAULT["benv2"],
@@ -134,3 +133,13 @@ def test_storage_options_per_tile_follow_the_layout():
     )
     storage["s3"]["layout"] = "shared"
     assert storage_options(storage, "35VLH") == storage_options(storage)
+
+
+def test_benv2_options_spell_out_the_compact_layout_only():
+    assert "--store_layout" not in benv2_options(DEFAULT["benv2"])
+    compact = {**DEFAULT["benv2"], "store_layout": "compact", "store_compression": "lz4"}
+    assert benv2_options(compact).endswith("--store_compression lz4 --store_layout compact")
+    # compression left unset: the CLI picks the layout's own (lz4 for compact, none for dense)
+    assert DEFAULT["benv2"]["store_compression"] is None
+    unset = benv2_options({**DEFAULT["benv2"], "store_layout": "compact"})
+    assert "--store_compression" not in unset and unset.endswith("--store_layout compact")

@@ -10,8 +10,16 @@
    (tifffile and rasterio, resampled + normalised like the store), and from a flat ``.npy``
    memmap (the copy-only limit). Target: store >= 20 x the TIFF way.
 
-All reads are from the page cache (the fixture is small and read once before timing), so the
-figures compare software paths, not disks. Every repeat is kept in the JSON.
+3. Layouts (``layouts`` in the JSON): the dense store, the compact store (native dtypes and
+   resolutions, ``--store_layout compact``) and a rico-hdl-style LMDB of safetensors built from
+   the same patches (``eolab.benv2.lmdbpeer``), all three returning the same arrays (checked):
+   bytes per patch, random single reads and batches of ``BATCH`` warm, and with ``cold`` the
+   same reads in blocks of ``COLD_BLOCK`` with the page cache dropped before each block (where
+   root; the JSON says whether it was dropped and why not). Compact conversion patches/s are
+   measured beside the dense ones.
+
+Warm reads are from the page cache (the fixture is small and read once before timing), so
+those figures compare software paths, not disks. Every repeat is kept in the JSON.
 """
 
 from __future__ import annotations
@@ -36,6 +44,10 @@ from eolab.benv2.convert import (
 )
 from eolab.benv2.reader import read_patch
 from eolab.benv2.transform import band_stats, multi_hot, normalise
+
+#: Patches per batch read, and random reads per page-cache drop in the cold mode.
+BATCH = 32
+COLD_BLOCK = 50
 
 
 def _read_only(rows: list[dict[str, Any]]) -> int:
@@ -160,6 +172,109 @@ def measure_training_reads(
     return out
 
 
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def _batched(idx: list[int]) -> list[list[int]]:
+    return [idx[i : i + BATCH] for i in range(0, len(idx), BATCH)]
+
+
+def _timed(fn, calls: list) -> float:
+    """Seconds for ``fn(c)`` over ``calls``, each result checked to be a full patch array."""
+    t = time.perf_counter()
+    for c in calls:
+        x = fn(c)
+        assert x.shape[-2:] == (names.PATCH_PX, names.PATCH_PX)
+    return time.perf_counter() - t
+
+
+def measure_layouts(
+    dense_out: Path, compact_out: Path, split: str, n_reads: int, seed: int, cold: bool
+) -> dict[str, Any]:
+    """Bytes per patch and warm (and cold) random reads: dense store, compact store, LMDB peer."""
+    import shutil
+
+    from eolab.benv2.lmdbpeer import LmdbPeer, build_lmdb
+    from eolab.benv2.store import PatchStore
+    from eolab.lab.patchbench import drop_page_cache
+
+    dense_path = Path(dense_out) / "zarr" / f"{split}.zarr"
+    compact_path = Path(compact_out) / "zarr" / f"{split}.zarr"
+    lmdb_path = Path(compact_out) / f"bench-{split}.lmdb"
+    dense, compact = PatchStore(dense_path), PatchStore(compact_path)
+    npz = {p.stem: p for p in (Path(compact_out) / "patches" / split).rglob("*.npz")}
+    ids = list(compact.patch_id)
+    t = time.perf_counter()
+    shutil.rmtree(lmdb_path, ignore_errors=True)
+    lmdb_values = build_lmdb(lmdb_path, [npz[p] for p in ids], ids, compact.attrs["bands"])
+    lmdb_build_s = time.perf_counter() - t
+    peer = LmdbPeer(lmdb_path, compact)
+    readers = {"dense_store": dense, "compact_store": compact, "lmdb_safetensors": peer}
+    n = len(ids)
+    bytes_per_patch = {
+        "dense_store": _dir_bytes(dense_path / "data") / n,
+        "compact_store": _dir_bytes(compact_path / "native") / n,
+        "lmdb_safetensors": _dir_bytes(lmdb_path) / n,
+        "lmdb_safetensors_values": lmdb_values / n,
+    }
+    # every contender returns the same arrays (all patches, one batch read each)
+    everything = list(range(n))
+    want = dense.read_batch(everything)
+    for name, reader in readers.items():
+        if not np.array_equal(reader.read_batch(everything), want):
+            raise AssertionError(f"{name} returns other arrays than the dense store")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, n_reads).tolist()
+    single = [[i] for i in idx]
+    warm: dict[str, dict[str, float]] = {}
+    for name, reader in readers.items():
+        reader.read_batch(everything)  # page cache and shard indexes warm
+        warm[name] = {
+            "single_patches_per_s": len(idx) / _timed(reader.read_batch, single),
+            "batch_patches_per_s": len(idx) / _timed(reader.read_batch, _batched(idx)),
+        }
+    out: dict[str, Any] = {
+        "split": split,
+        "patches": n,
+        "bytes_per_patch": bytes_per_patch,
+        "lmdb_build_s": lmdb_build_s,
+        "warm": warm,
+        "arrays_equal": True,
+    }
+    if cold:
+        out["cold"] = _cold_reads(readers, idx, drop_page_cache)
+    for reader in readers.values():
+        reader.close()
+    return out
+
+
+def _cold_reads(readers: dict[str, Any], idx: list[int], drop) -> dict[str, Any]:
+    """Random single reads in blocks of ``COLD_BLOCK``, the page cache dropped before each
+    block and each reader (interleaved so that no contender profits from another's reads).
+
+    Each reader is closed first: pages mapped by a process (the LMDB's mmap) survive a drop,
+    so an open LMDB would read warm; a store re-reads its shard index (one small read).
+    """
+    seconds = {name: 0.0 for name in readers}
+    dropped, reason = True, "dropped before every block of reads"
+    blocks = [idx[i : i + COLD_BLOCK] for i in range(0, len(idx), COLD_BLOCK)]
+    for block in blocks:
+        for name, reader in readers.items():
+            reader.close()
+            ok, why = drop()
+            if not ok:
+                dropped, reason = False, why
+            seconds[name] += _timed(reader.read_batch, [[i] for i in block])
+    return {
+        "page_cache_dropped": dropped,
+        "reason": reason,
+        "block_reads": COLD_BLOCK,
+        "blocks": len(blocks),
+        "single_patches_per_s": {k: len(idx) / v for k, v in seconds.items()},
+    }
+
+
 def run_benchmark(
     *,
     workdir: Path,
@@ -169,8 +284,10 @@ def run_benchmark(
     reads: int,
     workers: int,
     out_json: Path | None,
+    cold: bool = False,
 ) -> dict[str, Any]:
-    """Generate a fixture, convert it ``repeats`` times, measure; write and return the JSON."""
+    """Generate a fixture, convert it ``repeats`` times (dense and compact), measure; write and
+    return the JSON. ``cold``: also random reads with the page cache dropped (see the module)."""
     import shutil
 
     from eolab.benv2.convert import plan
@@ -207,6 +324,9 @@ def run_benchmark(
         opts = options(out)
         read = measure_read_only(opts, rows)  # also warms the page cache for the conversion
         summary = convert(opts)
+        compact_out = workdir / f"out-compact-{r}"
+        shutil.rmtree(compact_out, ignore_errors=True)
+        compact = convert(options(compact_out, store_layout="compact"))
         # the streaming-deletion mode on a copy: fsync, read-back, group commits, deletions
         copy = workdir / "fixture-copy"
         shutil.rmtree(copy, ignore_errors=True)
@@ -226,6 +346,9 @@ def run_benchmark(
                 "ratio_convert_vs_tiff_read": convert_rate / read["tiff_read_patches_per_s"],
                 "ratio_delete_vs_tiff_read": delete_rate / read["tiff_read_patches_per_s"],
                 "store_build_patches_per_s": summary["done"] / summary["timings_s"]["store_s"],
+                "convert_compact_patches_per_s": compact["throughput_patches_per_s"],
+                "store_build_compact_patches_per_s": compact["done"]
+                / compact["timings_s"]["store_s"],
                 "timings_s": summary["timings_s"],
                 "output_bytes": summary["bytes_written"],
                 "deleted_mb": deleting["mb_deleted"],
@@ -233,6 +356,9 @@ def run_benchmark(
         )
     opts = options(workdir / f"out-{repeats - 1}")
     train = measure_training_reads(opts, rows, "train", reads, seed)
+    layouts = measure_layouts(
+        opts.out_dir, workdir / f"out-compact-{repeats - 1}", "train", reads, seed, cold
+    )
 
     med = {k: statistics.median(run[k] for run in runs) for k in runs[0] if k != "timings_s"}
     best_tiff = max(train["tiff_per_patch_tifffile"], train["tiff_per_patch_rasterio"])
@@ -260,10 +386,12 @@ def run_benchmark(
             "bands": list(names.ALL_BANDS),
             "dtype": "float32",
             "train_patches": sum(r["split"] == "train" for r in rows),
+            "cold": cold,
         },
         "conversion_runs": runs,
         "conversion_median": med,
         "training_reads_patches_per_s": train,
+        "layouts": layouts,
         "ratios": ratios,
         "targets": {"convert_vs_tiff_read": 0.7, "store_vs_best_tiff": 20.0},
         "meets_targets": {
@@ -298,6 +426,20 @@ def format_report(result: dict[str, Any]) -> str:
     ]
     for name, value in train.items():
         lines.append(f"  {name:26s}{value:9.1f} patches/s")
+    lay = result["layouts"]
+    lines.append(
+        f"  convert compact           {med['convert_compact_patches_per_s']:9.1f} patches/s"
+    )
+    lines.append("layouts (same arrays): bytes/patch, warm single | batch patches/s, cold single")
+    cold = lay.get("cold")
+    for name, warm in lay["warm"].items():
+        cold_rate = f"{cold['single_patches_per_s'][name]:9.1f}" if cold else "        -"
+        lines.append(
+            f"  {name:18s}{lay['bytes_per_patch'][name] / 1e3:8.1f} KB"
+            f"{warm['single_patches_per_s']:10.1f} |{warm['batch_patches_per_s']:9.1f}{cold_rate}"
+        )
+    if cold and not cold["page_cache_dropped"]:
+        lines.append(f"  (page cache NOT dropped: {cold['reason']})")
     lines.append(
         f"  store / best TIFF way = {ratios['store_vs_best_tiff']:.1f}x (target >= 20); "
         f"store / npz = {ratios['store_vs_npz']:.1f}x; "

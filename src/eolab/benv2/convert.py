@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from eolab.benv2 import names
+from eolab.benv2.compact import native_arrays, native_shape
 from eolab.benv2.reader import GDAL_ENV, PatchError, read_patch
-from eolab.benv2.store import FORMAT_VERSION
+from eolab.benv2.store import format_version
 from eolab.benv2.transform import (
     Georef,
     align_s1,
@@ -86,7 +87,8 @@ class TilesOptions:
     commit_every: int = 32
     store: bool = True
     shard_patches: int = 256
-    store_compression: str = "none"
+    store_layout: str = "dense"
+    store_compression: str | None = None  # None: none for dense, COMPACT_DEFAULT_COMPRESSION
     stats_patches: int = 5000
     min_s1_coverage: float = 0.9
     reader: str = "tifffile"
@@ -101,6 +103,19 @@ class TilesOptions:
     @property
     def dtype(self) -> str:
         return "float16" if self.float16 else "float32"
+
+    @property
+    def compact(self) -> bool:
+        return self.store_layout == "compact"
+
+    @property
+    def compression(self) -> str:
+        """The store's codec: the option, else none (dense) or the compact default."""
+        from eolab.benv2.store import COMPACT_DEFAULT_COMPRESSION
+
+        if self.store_compression is not None:
+            return self.store_compression
+        return COMPACT_DEFAULT_COMPRESSION if self.compact else "none"
 
     def fingerprint(self) -> dict[str, Any]:
         """The options that decide what the outputs contain (a rerun must use the same).
@@ -131,6 +146,8 @@ class TilesOptions:
             if selection_matters
             else None,
             "min_s1_coverage": self.min_s1_coverage,
+            # compact outputs hold native arrays (absent for dense: older journals stay valid)
+            **({"layout": "compact"} if self.compact else {}),
         }
 
 
@@ -250,9 +267,13 @@ def convert_patch(row: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
         raw, info = assemble(src, bands, cfg["resampling"], cfg["min_s1_coverage"])
         mode = cfg["normalise"]
         stats = band_stats(raw) if mode == "patch" else cfg.get("global_stats") or {}
-        norm = normalise(raw, mode, stats, cfg["dtype"])
+        native = cfg.get("layout") == "compact"
+        if native:  # the source arrays themselves: the store normalises at read time
+            arrays = native_arrays(src, raw, bands)
+        else:
+            norm = normalise(raw, mode, stats, cfg["dtype"])
+            arrays = {names.npz_key(b): norm[i] for i, b in enumerate(bands)}
         labels = multi_hot(row["labels"], names.LABEL_INDEX)
-        arrays = {names.npz_key(b): norm[i] for i, b in enumerate(bands)}
         arrays["labels"] = labels
         if src.refmap is not None:
             arrays["reference_map"] = src.refmap[0]
@@ -264,9 +285,10 @@ def convert_patch(row: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
         sidecar = _sidecar(row, bands, cfg, info, mode, stats, nbytes, crc)
         jbytes = write_sidecar(json_path, sidecar, durable)
         try:
-            check_values(npz_path, norm, raw, mode, stats, cfg["dtype"], bands)
+            if not native:
+                check_values(npz_path, norm, raw, mode, stats, cfg["dtype"], bands)
             if cfg.get("read_back", True):
-                verify_npz(npz_path, data, arrays, cfg["dtype"], bands)
+                verify_npz(npz_path, data, arrays, cfg["dtype"], bands, native=native)
         except PatchError:
             npz_path.unlink(missing_ok=True)
             json_path.unlink(missing_ok=True)
@@ -331,6 +353,7 @@ def _sidecar(row, bands, cfg, info, mode, stats, nbytes, crc) -> dict[str, Any]:
         "bands": list(bands),
         "keys": [names.npz_key(b) for b in bands],
         "dtype": cfg["dtype"],
+        "layout": "native" if cfg.get("layout") == "compact" else "normalised",
         "resampling": cfg["resampling"],
         "normalisation": {
             "mode": mode,
@@ -391,10 +414,12 @@ def verify_npz(
     arrays: dict[str, np.ndarray],
     dtype: str,
     bands: tuple[str, ...],
+    native: bool = False,
 ) -> None:
     """Read the npz back from disk: its bytes must be exactly those written and decode to the
     expected keys, shapes and dtypes (so the decoded bands are the arrays ``check_values``
-    checked); PatchError("verify_failed") otherwise."""
+    checked; ``native`` bands, the compact layout's source arrays, must equal them exactly);
+    PatchError("verify_failed") otherwise."""
     try:
         on_disk = path.read_bytes()
     except OSError as exc:
@@ -409,11 +434,13 @@ def verify_npz(
         raise PatchError("verify_failed", f"{path}: keys {sorted(loaded)} != {sorted(arrays)}")
     for band in bands:
         a = loaded[names.npz_key(band)]
-        if a.shape != (names.PATCH_PX, names.PATCH_PX) or a.dtype != np.dtype(dtype):
+        shape, want = native_shape(band) if native else ((names.PATCH_PX,) * 2, dtype)
+        if a.shape != shape or a.dtype != np.dtype(want):
             raise PatchError(
                 "verify_failed", f"{path}: {names.npz_key(band)} is {a.dtype} {a.shape}"
             )
-    for key in ("labels", "reference_map"):
+    checked = [names.npz_key(b) for b in bands] if native else []
+    for key in (*checked, "labels", "reference_map"):
         if key in arrays and not np.array_equal(loaded[key], arrays[key]):
             raise PatchError("verify_failed", f"{path}: {key} differs from the source")
 
@@ -475,10 +502,12 @@ def _merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _shard_batch(path: str, start: int, npz_paths: list[str], bands: list[str]) -> dict:
+def _shard_batch(
+    path: str, start: int, npz_paths: list[str], bands: list[str], layout: str = "dense"
+) -> dict:
     from eolab.benv2.store import write_shard
 
-    return write_shard(Path(path), start, npz_paths, tuple(bands))
+    return write_shard(Path(path), start, npz_paths, tuple(bands), layout)
 
 
 # ----------------------------------------------------------------------------- main side
@@ -518,7 +547,7 @@ def plan(opts: TilesOptions) -> list[dict[str, Any]]:
 
 
 def _check_options(opts: TilesOptions) -> None:
-    from eolab.benv2.store import COMPRESSION
+    from eolab.benv2.store import COMPRESSION, LAYOUTS
     from eolab.benv2.transform import NORMALISATION, RESAMPLING
 
     checks = [
@@ -527,7 +556,8 @@ def _check_options(opts: TilesOptions) -> None:
             opts.normalise in NORMALISATION,
             f"--normalise {opts.normalise!r}: expected {NORMALISATION}",
         ),
-        (opts.store_compression in COMPRESSION, f"--store_compression: expected {COMPRESSION}"),
+        (opts.compression in COMPRESSION, f"--store_compression: expected {COMPRESSION}"),
+        (opts.store_layout in LAYOUTS, f"--store_layout {opts.store_layout!r}: expected {LAYOUTS}"),
         (0 <= opts.min_s1_coverage <= 1, "--min_s1_coverage must be in [0, 1]"),
         (opts.shard_patches >= 1, "--shard_patches must be >= 1"),
         (opts.min_free_gb >= 0, "--min_free_gb must be >= 0"),
@@ -913,7 +943,7 @@ def _build_stores(opts: TilesOptions, rows, done, pool) -> dict[str, Any]:
             content = _content_id(members, done)
             for i, r in enumerate(members):
                 table_rows.append({**r, "index": i, "npz": done[r["patch_id"]]["npz"]})
-            rebuilt = not (dest.is_dir() and _store_content_id(dest) == content)
+            rebuilt = not (dest.is_dir() and _store_content_id(dest, opts.store_layout) == content)
             info[split] = {"path": str(dest), "patches": len(members), "rebuilt": rebuilt}
             if not rebuilt:
                 continue
@@ -924,9 +954,10 @@ def _build_stores(opts: TilesOptions, rows, done, pool) -> dict[str, Any]:
                 bands=opts.bands,
                 dtype=opts.dtype,
                 shard_patches=opts.shard_patches,
-                compression=opts.store_compression,
+                compression=opts.compression,
                 with_refmap=opts.refmap_root is not None,
                 attrs=_store_attrs(opts, split, content),
+                layout=opts.store_layout,
             )
             shard = max(1, min(opts.shard_patches, len(members)))
             jobs = [
@@ -939,6 +970,7 @@ def _build_stores(opts: TilesOptions, rows, done, pool) -> dict[str, Any]:
                         for r in members[i : i + shard]
                     ],
                     list(opts.bands),
+                    opts.store_layout,
                 )
                 for i in range(0, len(members), shard)
             ]
@@ -959,10 +991,10 @@ def _content_id(members, done) -> str:
     return h.hexdigest()
 
 
-def _store_content_id(path: Path) -> str | None:
+def _store_content_id(path: Path, layout: str = "dense") -> str | None:
     try:
         attrs = json.loads((path / "zarr.json").read_text())["attributes"]
-        if attrs.get("format_version") != FORMAT_VERSION:
+        if attrs.get("format_version") != format_version(layout):
             return None  # an older store layout is rebuilt
         return attrs.get("content_id")
     except (OSError, KeyError, ValueError):
@@ -1069,6 +1101,7 @@ def worker_config(opts: TilesOptions) -> dict[str, Any]:
         "dtype": opts.dtype,
         "reader": opts.reader,
         "min_s1_coverage": opts.min_s1_coverage,
+        "layout": opts.store_layout,
         "read_back": opts.reads_back,
         "durable": opts.delete_sources,
     }

@@ -29,24 +29,40 @@ from typing import Any
 
 import numpy as np
 
+from eolab.benv2.compact import Expander, native_groups, pack, segments, unpack
 from eolab.benv2.names import LABELS, PATCH_PX, npz_key
 
 COMPRESSION = ("none", "lz4", "zstd")
 #: The pixel array (``x`` in format 1 stores, still read by ``PatchStore``).
 PIXELS = "data"
+#: The packed native rows of a compact store.
+NATIVE = "native"
 FORMAT_VERSION = 2
+#: ``dense``: pre-upsampled, pre-normalised float32/float16 (format 2); ``compact``: native
+#: dtypes and resolutions, expanded at read time (format 3, see ``eolab.benv2.compact``).
+LAYOUTS = ("dense", "compact")
+COMPACT_FORMAT_VERSION = 3
+#: The codec of compact stores when ``--store_compression`` is not given (measured fastest).
+COMPACT_DEFAULT_COMPRESSION = "lz4"
 #: Table columns with few distinct values, stored as codes; other strings as char arrays.
 CATEGORICAL = ("country", "split")
 _EMPTY = np.uint64(2**64 - 1)
 
 
-def _compressors(name: str):
+def format_version(layout: str) -> int:
+    """The ``format_version`` attribute a store of this layout carries."""
+    return COMPACT_FORMAT_VERSION if layout == "compact" else FORMAT_VERSION
+
+
+def _compressors(name: str, layout: str = "dense"):
     if name == "none":
         return None
     from zarr.codecs import BloscCodec
 
     if name not in COMPRESSION:
         raise ValueError(f"unknown store compression {name!r}; expected one of {COMPRESSION}")
+    if layout == "compact":  # integer DN: byte shuffle, the fastest levels (measured)
+        return BloscCodec(cname=name, clevel=1, shuffle="shuffle")
     return BloscCodec(cname=name, clevel=3 if name == "zstd" else 1, shuffle="bitshuffle")
 
 
@@ -60,24 +76,53 @@ def create_store(
     compression: str = "none",
     with_refmap: bool = False,
     attrs: dict[str, Any] | None = None,
+    layout: str = "dense",
 ) -> None:
-    """Create the empty arrays of one split's store (``n`` > 0 patches)."""
+    """Create the empty arrays of one split's store (``n`` > 0 patches).
+
+    ``dense``: one ``data`` array of ``dtype``; ``compact``: one ``native`` (patch, row) uint16
+    array, each row a patch's native groups packed (``compact.pack``), ``dtype`` being the
+    dtype reads return.
+    """
     import zarr
 
     group = zarr.open_group(path, mode="w", zarr_format=3)
-    nb = len(bands)
     shard = max(1, min(shard_patches, n))
-    group.create_array(
-        PIXELS,
-        shape=(n, nb, PATCH_PX, PATCH_PX),
-        chunks=(1, nb, PATCH_PX, PATCH_PX),
-        shards=(shard, nb, PATCH_PX, PATCH_PX),
-        dtype=dtype,
-        compressors=_compressors(compression),
-        fill_value=0,
-        dimension_names=("patch", "band", "y", "x"),
-        config={"write_empty_chunks": True},
-    )
+    if layout == "compact":
+        groups = native_groups(bands)
+        row = segments(groups)[-1][1]
+        group.create_array(
+            NATIVE,
+            shape=(n, row),
+            chunks=(1, row),
+            shards=(shard, row),
+            dtype="uint16",
+            compressors=_compressors(compression, layout),
+            fill_value=0,
+            dimension_names=("patch", "packed"),
+            attributes={
+                "packing": [
+                    {"group": g.name, "bands": list(g.bands), "shape": [len(g.bands), g.px, g.px],
+                     "dtype": g.dtype, "start": start, "stop": stop}
+                    for g, (start, stop) in zip(groups, segments(groups), strict=True)
+                ],
+                "description": "per patch, the groups' little-endian bytes back to back "
+                "(eolab.benv2.compact.unpack)",
+            },
+            config={"write_empty_chunks": True},
+        )  # fmt: skip
+    else:
+        group.create_array(
+            PIXELS,
+            shape=(n, len(bands), PATCH_PX, PATCH_PX),
+            chunks=(1, len(bands), PATCH_PX, PATCH_PX),
+            shards=(shard, len(bands), PATCH_PX, PATCH_PX),
+            dtype=dtype,
+            compressors=_compressors(compression, layout),
+            fill_value=0,
+            dimension_names=("patch", "band", "y", "x"),
+            config={"write_empty_chunks": True},
+        )
     if with_refmap:
         group.create_array(
             "reference_map",
@@ -96,16 +141,18 @@ def create_store(
             "npz_keys": [npz_key(b) for b in bands],
             "labels": list(LABELS),
             "shard_patches": shard,
-            "format_version": FORMAT_VERSION,
+            "format_version": format_version(layout),
+            "layout": layout,
             **(attrs or {}),
         }
     )
 
 
 def write_shard(
-    path: Path, start: int, npz_paths: list[str], bands: tuple[str, ...]
+    path: Path, start: int, npz_paths: list[str], bands: tuple[str, ...], layout: str = "dense"
 ) -> dict[str, np.ndarray]:
-    """Copy a shard's worth of npz files into ``data`` (and ``reference_map``) from ``start``.
+    """Copy a shard's worth of npz files into ``data`` (or the native group arrays of a compact
+    store) and ``reference_map`` from ``start``.
 
     Returns the per-patch normalisation statistics of the shard (from the json sidecars), as
     (patches, bands) arrays, for the patch table.
@@ -118,8 +165,11 @@ def write_shard(
     group = zarr.open_group(path, mode="r+")
     arrays = [decode_npz(Path(p).read_bytes()) for p in npz_paths]
     stop = start + len(arrays)
-    x = group[PIXELS]
-    x[start:stop] = np.stack([np.stack([a[k] for k in keys]) for a in arrays]).astype(x.dtype)
+    if layout == "compact":
+        group[NATIVE][start:stop] = pack(native_groups(bands), arrays)
+    else:
+        x = group[PIXELS]
+        x[start:stop] = np.stack([np.stack([a[k] for k in keys]) for a in arrays]).astype(x.dtype)
     if "reference_map" in group:
         group["reference_map"][start:stop] = np.stack([a["reference_map"] for a in arrays])
     stats: dict[str, list[list[float]]] = {}
@@ -214,30 +264,22 @@ def _open_group(path: Path):
     return zarr.open_group(path, mode="r")
 
 
-class PatchStore:
-    """Random access to one split's store: ``store[i]`` -> (x (bands, 120, 120), labels (19,)).
+class ShardedChunks:
+    """One array of a store whose chunks hold one patch each, read with one ``pread``.
 
-    Reads the shard index once per shard and each patch with a single ``os.preadv`` straight
-    into a new array; layouts it does not know (other codecs or key encodings) go through
-    zarr-python. Every returned array is writable and owns its memory (``torch.from_numpy``
-    takes it without a warning or a copy). Safe to pickle into DataLoader workers (file handles
-    are reopened lazily). Reads stores of format 1 (pixels in ``x``) and 2 (``data``).
+    Reads the shard index once per shard and a chunk with a single ``os.preadv`` (or ``pread``
+    + blosc decode) straight into the caller's array; layouts it does not know (other codecs or
+    key encodings) go through zarr-python. File handles are reopened lazily after pickling.
     """
 
-    def __init__(self, path: str | Path):
-        import zarr
-
-        self.path = Path(path)
-        group = zarr.open_group(self.path, mode="r")
-        self.attrs = dict(group.attrs)
-        self.labels = group["labels"][...]
-        self.patch_id = read_strings(group["patch_id"])
-        self.pixels = PIXELS if PIXELS in group else "x"
-        self._meta = json.loads((self.path / self.pixels / "zarr.json").read_text())
+    def __init__(self, group, name: str, path: Path):
+        self.path = path
+        self.name = name
+        self._meta = json.loads((path / name / "zarr.json").read_text())
         self.shape = tuple(self._meta["shape"])
         self.dtype = np.dtype(self._meta["data_type"]).newbyteorder("<")
-        self._fast = self._parse_layout()
-        self._zarr = None if self._fast else group[self.pixels]
+        self.fast = self._parse_layout()
+        self._zarr = None if self.fast else group[name]
         self._fds: dict[int, int] = {}
         self._index: dict[int, np.ndarray] = {}
 
@@ -263,11 +305,7 @@ class PatchStore:
         self._index_location = conf.get("index_location", "end")
         self._index_crc = len(conf["index_codecs"]) == 2
         self._shard = self._meta["chunk_grid"]["configuration"]["chunk_shape"][0]
-        self._chunk_nbytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         return conf["chunk_shape"][0] == 1 and list(conf["chunk_shape"][1:]) == list(self.shape[1:])
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -277,7 +315,10 @@ class PatchStore:
     def _fd(self, shard: int) -> int:
         fd = self._fds.get(shard)
         if fd is None:
-            fd = os.open(self.path / self.pixels / "c" / str(shard) / "0" / "0" / "0", os.O_RDONLY)
+            zeros = ["0"] * (len(self.shape) - 1)
+            fd = os.open(self.path / self.name / "c" / str(shard) / Path(*zeros), os.O_RDONLY)
+            # random patches: no readahead beyond each chunk (cold reads would fetch neighbours)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
             self._fds[shard] = fd
         return fd
 
@@ -298,35 +339,121 @@ class PatchStore:
             self._index[shard] = index
         return index
 
-    def read(self, i: int) -> np.ndarray:
-        """The (bands, 120, 120) array of patch ``i``."""
-        i = int(i)
-        if not 0 <= i < self.shape[0]:
-            raise IndexError(f"patch {i} outside 0..{self.shape[0] - 1} of {self.path}")
-        if not self._fast:
-            return self._zarr[i]
+    def read_into(self, i: int, out: np.ndarray) -> np.ndarray:
+        """Patch ``i`` (0 <= i < len) into ``out`` (C-contiguous, ``shape[1:]``, ``dtype``)."""
+        if not self.fast:
+            out[...] = self._zarr[i]
+            return out
         shard, k = divmod(i, self._shard)
         index = self._shard_index(shard)
         if index is None or index[k, 0] == _EMPTY:
-            return np.zeros(self.shape[1:], dtype=self.dtype)
+            out[...] = 0
+            return out
         offset, nbytes = int(index[k, 0]), int(index[k, 1])
-        out = np.empty(self.shape[1:], dtype=self.dtype)
         if self._decompress:
-            from numcodecs import Blosc
+            from numcodecs.blosc import decompress
 
-            Blosc().decode(os.pread(self._fd(shard), nbytes, offset), out=out)
+            decompress(os.pread(self._fd(shard), nbytes, offset), out)
         elif os.preadv(self._fd(shard), [out.data.cast("B")], offset) != nbytes:
             raise OSError(f"{self.path}: short read of patch {i} in shard {shard}")
         return out
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.read(i), self.labels[int(i)]
 
     def close(self) -> None:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
         self._index.clear()
+
+
+class PatchStore:
+    """Random access to one split's store: ``store[i]`` -> (x (bands, 120, 120), labels (19,)).
+
+    Dense stores: each patch is one chunk read with one ``pread`` straight into a new array.
+    Compact stores: one chunk per native group, upsampled and normalised by
+    ``compact.Expander`` (equal to the dense store's arrays). ``read_batch`` reads many
+    patches at once (vectorised expansion). Every returned array is writable and owns its
+    memory (``torch.from_numpy`` takes it without a warning or a copy). Safe to pickle into
+    DataLoader workers. Reads stores of format 1 (pixels in ``x``), 2 (``data``) and 3 (compact).
+    """
+
+    def __init__(self, path: str | Path):
+        import zarr
+
+        self.path = Path(path)
+        group = zarr.open_group(self.path, mode="r")
+        self.attrs = dict(group.attrs)
+        self.labels = group["labels"][...]
+        self.patch_id = read_strings(group["patch_id"])
+        self.layout = self.attrs.get("layout", "dense")
+        if self.layout == "compact":
+            bands = self.attrs["bands"]
+            self._groups = native_groups(bands)
+            self._chunks = [ShardedChunks(group, NATIVE, self.path)]
+            self._expander = Expander(
+                bands,
+                resampling=self.attrs["resampling"],
+                normalisation=self.attrs["normalisation"],
+                dtype=self.attrs["dtype"],
+                global_stats=self.attrs.get("global_stats"),
+            )
+            self._stats = {
+                k: group[f"norm_{k}"][...] for k in ("min", "max") if f"norm_{k}" in group
+            }
+            n = self._chunks[0].shape[0]  # one packed row per patch
+            self.shape = (n, len(bands), PATCH_PX, PATCH_PX)
+            self.dtype = np.dtype(self.attrs["dtype"])
+        else:
+            self.pixels = PIXELS if PIXELS in group else "x"
+            self._chunks = [ShardedChunks(group, self.pixels, self.path)]
+            self.shape = self._chunks[0].shape
+            self.dtype = self._chunks[0].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def _fast(self) -> bool:
+        """Every array is read with ``pread`` (not through zarr-python)."""
+        return all(c.fast for c in self._chunks)
+
+    @property
+    def _decompress(self) -> bool:
+        return any(c.fast and c._decompress for c in self._chunks)
+
+    def _check(self, i: int) -> int:
+        i = int(i)
+        if not 0 <= i < self.shape[0]:
+            raise IndexError(f"patch {i} outside 0..{self.shape[0] - 1} of {self.path}")
+        return i
+
+    def read(self, i: int) -> np.ndarray:
+        """The (bands, 120, 120) array of patch ``i``."""
+        i = self._check(i)
+        if self.layout == "compact":
+            return self.read_batch([i])[0]
+        return self._chunks[0].read_into(i, np.empty(self.shape[1:], dtype=self.dtype))
+
+    def read_batch(self, indices) -> np.ndarray:
+        """The (len(indices), bands, 120, 120) array of the patches ``indices``."""
+        idx = [self._check(i) for i in indices]
+        if self.layout != "compact":
+            out = np.empty((len(idx), *self.shape[1:]), dtype=self.dtype)
+            for j, i in enumerate(idx):
+                self._chunks[0].read_into(i, out[j])
+            return out
+        chunks = self._chunks[0]
+        rows = np.empty((len(idx), *chunks.shape[1:]), dtype=chunks.dtype)
+        for j, i in enumerate(idx):
+            chunks.read_into(i, rows[j])
+        stats = {k: v[idx] for k, v in self._stats.items()}
+        return self._expander.expand(unpack(self._groups, rows), stats)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.read(i), self.labels[int(i)]
+
+    def close(self) -> None:
+        for chunks in self._chunks:
+            chunks.close()
 
     def __enter__(self) -> PatchStore:
         return self

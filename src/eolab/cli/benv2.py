@@ -154,10 +154,18 @@ def benv2() -> None:
     help="Patches per shard file of the store.",
 )
 @reference_option(
+    "store_layout",
+    type=click.Choice(["dense", "compact"]),
+    default="dense",
+    show_default=True,
+    help="dense: pre-upsampled, pre-normalised float32/16; compact: native dtypes and "
+    "resolutions, upsampled and normalised at read time (same arrays; see docs/benv2.md).",
+)
+@reference_option(
     "store_compression",
     type=click.Choice(["none", "lz4", "zstd"]),
-    default="none",
-    show_default=True,
+    default=None,
+    help="Codec of the store's chunks [default: none for dense, lz4 for compact].",
 )
 @reference_option(
     "min_s1_coverage",
@@ -225,6 +233,7 @@ def tiles(
     workers,
     store,
     shard_patches,
+    store_layout,
     store_compression,
     min_s1_coverage,
     stats_patches,
@@ -284,6 +293,7 @@ def tiles(
         target_gb=target_gb,
         store=store,
         shard_patches=shard_patches,
+        store_layout=store_layout,
         store_compression=store_compression,
         min_s1_coverage=min_s1_coverage,
         reader=reader,
@@ -339,7 +349,13 @@ def tiles(
 @click.option(
     "--out", "out_json", type=_PATH, default=Path("results/benchmark/benv2.json"), show_default=True
 )
-def bench_benv2(patches, seed, repeats, reads, workers, workdir, out_json) -> None:
+@click.option(
+    "--cold",
+    is_flag=True,
+    help="Also random reads with the page cache dropped before each block (needs root; "
+    "the JSON says whether it was dropped).",
+)
+def bench_benv2(patches, seed, repeats, reads, workers, workdir, out_json, cold) -> None:
     """BigEarthNet v2: conversion vs reading the TIFFs; store vs npz vs TIFF training reads."""
     import os
 
@@ -353,6 +369,7 @@ def bench_benv2(patches, seed, repeats, reads, workers, workdir, out_json) -> No
         reads=reads,
         workers=workers or os.cpu_count() or 1,
         out_json=out_json,
+        cold=cold,
     )
     click.echo(format_report(result))
     click.echo(f"written: {out_json}")

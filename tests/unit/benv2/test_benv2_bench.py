@@ -11,7 +11,7 @@ def test_benv2_benchmark_json_ratios_and_report(tmp_path):
     out_json = tmp_path / "benv2.json"
     result = run_benchmark(
         workdir=tmp_path / "work", patches=12, seed=4, repeats=1, reads=6, workers=1,
-        out_json=out_json,
+        out_json=out_json, cold=True,
     )  # fmt: skip
     assert json.loads(out_json.read_text()) == json.loads(json.dumps(result))
     assert result["benchmark"] == "benv2"
@@ -37,7 +37,20 @@ def test_benv2_benchmark_json_ratios_and_report(tmp_path):
         "convert_vs_tiff_read": ratios["convert_vs_tiff_read"] >= 0.7,
         "store_vs_best_tiff": ratios["store_vs_best_tiff"] >= 20.0,
     }
+    # the layouts: same arrays (checked by the benchmark), compact and LMDB smaller than dense
+    lay = result["layouts"]
+    assert lay["arrays_equal"] is True and lay["patches"] == params["train_patches"]
+    size = lay["bytes_per_patch"]
+    assert size["compact_store"] < 0.5 * size["dense_store"]
+    assert size["lmdb_safetensors_values"] < 0.5 * size["dense_store"]
+    assert set(lay["warm"]) == {"dense_store", "compact_store", "lmdb_safetensors"}
+    assert all(v > 0 for rates in lay["warm"].values() for v in rates.values())
+    cold = lay["cold"]
+    assert isinstance(cold["page_cache_dropped"], bool) and cold["reason"]
+    assert cold["blocks"] == 1 and set(cold["single_patches_per_s"]) == set(lay["warm"])
+    assert run["convert_compact_patches_per_s"] > 0
     report = format_report(result)
+    assert "lmdb_safetensors" in report and "convert compact" in report
     assert report.startswith("BigEarthNet v2 benchmark: 12 patches, 1 workers, median of 1")
     assert all(name in report for name in train)
     # the fixture is reused when patches and seed match
