@@ -9,8 +9,8 @@
 - Numbers: 3 significant digits with a unit that keeps them between 1 and 1000
   (``63.9 ms``, ``3.05 s``, ``12.5 min``); counts in words with the right plural.
 - :func:`new_figure` sets the title, the run-conditions caption below the axes and, for
-  demo-size inputs, a visible "demo-size run" marker; :func:`save` writes the PNG atomically
-  with a fixed dpi and no date or version in its metadata.
+  demo-size inputs, a visible "demo-size run" marker above the title; :func:`save` writes
+  the PNG atomically with a fixed dpi and no date or version in its metadata.
 """
 
 from __future__ import annotations
@@ -91,6 +91,11 @@ def _ordered(names: Iterable[str], order: Sequence[str]) -> list[str]:
 def ordered_formats(names: Iterable[str]) -> list[str]:
     """``names`` in chart order: reference first, then along the conversion chain."""
     return _ordered(names, FORMAT_ORDER)
+
+
+def ordered_groups(names: Iterable[str]) -> list[str]:
+    """Band groups in chart order: 10m, 20m, 60m, then ``other`` (files holding no band)."""
+    return _ordered(names, tuple(GROUP_COLOURS))
 
 
 def ordered_storages(names: Iterable[str]) -> list[str]:
@@ -199,13 +204,14 @@ def is_demo_size(dataset_bytes: Iterable[float]) -> bool:
 
 
 def mark_demo(fig: Any) -> None:
-    """Write "demo-size run" in the figure's top right corner, boxed, hard to miss."""
+    """Write "demo-size run" boxed above the title's left end, where nothing else is drawn
+    (`save` grows the PNG to hold it)."""
     fig.text(
-        0.995,
-        0.995,
-        DEMO_LABEL,
-        ha="right",
-        va="top",
+        0.005,
+        1.005,
+        f"{DEMO_LABEL}: inputs are demo-size, figures say little about full-size tiles",
+        ha="left",
+        va="bottom",
         fontsize=9,
         color="#b00020",
         bbox={"boxstyle": "round,pad=0.3", "facecolor": "#fff3f3", "edgecolor": "#b00020"},
@@ -236,9 +242,8 @@ def new_figure(
         nrows, ncols, figsize=figsize, squeeze=False, layout="constrained", **subplots
     )
     fig.suptitle(title, fontsize=12, fontweight="bold")
-    if subtitle:
-        # below the figure: bbox_inches="tight" in save() grows the PNG to hold it
-        fig.text(0.01, -0.01, subtitle, ha="left", va="top", fontsize=8, color="#333333")
+    if subtitle:  # the figure's bottom line: constrained layout keeps it clear of the axes
+        fig.supxlabel(subtitle, x=0.01, ha="left", fontsize=8, color="#333333")
     if demo:
         mark_demo(fig)
     return fig, axes
