@@ -537,5 +537,7 @@ RESULT_SCHEMA = {
             "properties": {"dropped": {"type": "boolean"}, "reason": {"type": "string"}},
         },
         "environment": {"type": "object", "required": ["versions", "cpu"]},
+        # what is behind each storage (mount or S3 endpoint), for the charts
+        "storage_devices": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
