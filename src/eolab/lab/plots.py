@@ -117,7 +117,8 @@ def _size_panel(
         for g, v in zip(names, values, strict=True)
     ]
     colours = [style.group_colour(g) for g in names]
-    ax.hist(values, bins=bins, histtype="barstacked", color=colours, label=labels)
+    counts, _, _ = ax.hist(values, bins=bins, histtype="barstacked", color=colours, label=labels)
+    ax.set_ylim(0, max(1.0, float(np.max(counts))) * 1.5)  # the top third holds the legend
     for v, colour in zip(values, colours, strict=True):
         ax.axvline(float(v.mean()), color=colour, linestyle="--", linewidth=1.2)
     ax.set_xscale("log")
@@ -244,6 +245,7 @@ def draw_load_times(result: Mapping[str, Any]) -> Any:
     for tick, fmt in zip(ax.get_xticklabels(), fmts, strict=True):
         tick.set_color(style.format_colour(fmt))
     ax.set_yscale("log")
+    style.log_seconds_ticks(ax.yaxis)
     _headroom(ax, [e for s in storages for e in results[s].values()])
     ax.set_xlabel("format")
     ax.set_ylabel("load time of one patch time series (s, log scale)")
@@ -405,35 +407,39 @@ def draw_measured_throughput(feed: Mapping[str, Any], demo: bool = False) -> Any
                 "staged storages: measured staging seconds, then the measured samples/s",
             ],
         ),
-        ncols=len(fmts),
-        figsize=(4.2 * max(1, len(fmts)) + 1, 4.6),
+        nrows=math.ceil(len(fmts) / 2),
+        ncols=min(2, len(fmts)),
+        figsize=(8.0 * min(2, len(fmts)), 3.4 * math.ceil(len(fmts) / 2) + 1),
         demo=demo,
         sharey=True,
     )
-    for ax, fmt in zip(axes.flat, fmts, strict=True):
-        for c in sorted(
-            (c for c in curves if c["format"] == fmt),
-            key=lambda c: (
-                style.STORAGE_ORDER.index(c["storage"])
-                if c["storage"] in style.STORAGE_ORDER
-                else 99
-            ),
-        ):
+    for ax in axes.flat[len(fmts) :]:
+        ax.set_visible(False)
+    for ax, fmt in zip(axes.flat, fmts, strict=False):
+        mine = {c["storage"]: c for c in curves if c["format"] == fmt}
+        for storage in style.ordered_storages(mine):
+            c = mine[storage]
             staged = f", staging {style.format_seconds(c['staging_s'])}" if c["staging_s"] else ""
+            rate = f"{style.sig3(c['samples_per_s'])}/s, {style.plural(c['workers'], 'worker')}"
             ax.plot(
                 budgets,
                 c["values"],
-                color=style.storage_colour(c["storage"]),
+                color=style.storage_colour(storage),
                 linewidth=2,
-                label=f"{style.storage_label(c['storage'])}: "
-                f"{c['samples_per_s']:.3g}/s, {style.plural(c['workers'], 'worker')}{staged}",
+                label=f"{style.storage_label(storage)}: {rate}{staged}",
             )
         _budget_axis(ax, lo, hi)
         ax.set_title(lab_formats.label(fmt), color=style.format_colour(fmt), fontsize=10)
-        ax.legend(title="measured", fontsize=7, title_fontsize=7, loc="lower right")
-    axes[0, 0].set_ylabel("training throughput (patch time series / s)")
-    for ax in axes.flat[1:]:
-        ax.set_ylabel("patch time series / s")
+        ax.legend(  # beside the panel: never over a curve
+            title="measured",
+            fontsize=7,
+            title_fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1),
+        )
+        ax.set_ylabel("throughput (patch time series / s)")
+    top = max(c["samples_per_s"] for c in curves)
+    axes[0, 0].set_ylim(0, top * 1.08)  # shared: every panel on one scale
     return fig
 
 

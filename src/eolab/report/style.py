@@ -256,6 +256,16 @@ def integer_ticks(axis: Any) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
+def log_seconds_ticks(axis: Any) -> None:
+    """Plain numbers at 1, 2 and 5 of each decade on a log axis (``0.2``, ``0.5``, ``1``, ``2``),
+    not only the powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def save(fig: Any, path: str | os.PathLike) -> Path:
     """Write ``fig`` as PNG atomically (fixed dpi, no software version or date) and close it."""
     import matplotlib.pyplot as plt
