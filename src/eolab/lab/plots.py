@@ -383,6 +383,7 @@ def _time_marks(ax: Any, lo: float, hi: float) -> None:
 def _budget_axis(ax: Any, lo: float, hi: float) -> None:
     ax.set_xscale("log")
     ax.set_xlim(lo, hi)
+    style.log_seconds_ticks(ax.xaxis, (1.0,) if hi / lo > 1e3 else (1.0, 2.0, 5.0))
     ax.set_ylim(bottom=0)
     ax.set_xlabel("compute budget of the job (s, log scale)")
     ax.grid(True, which="both", alpha=0.3)

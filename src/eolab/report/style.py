@@ -256,12 +256,12 @@ def integer_ticks(axis: Any) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
-def log_seconds_ticks(axis: Any) -> None:
-    """Plain numbers at 1, 2 and 5 of each decade on a log axis (``0.2``, ``0.5``, ``1``, ``2``),
-    not only the powers of ten."""
+def log_seconds_ticks(axis: Any, subs: Sequence[float] = (1.0, 2.0, 5.0)) -> None:
+    """Plain numbers on a log axis (``0.2``, ``0.5``, ``1``, ``2``; not ``10⁻¹``), at ``subs``
+    of each decade."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(LogLocator(base=10, subs=tuple(subs)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
