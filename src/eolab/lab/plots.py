@@ -30,7 +30,6 @@ from eolab.sentinel2.safe import BAND_GROUPS
 _BAND_TO_GROUP = {band: group for group, bands in BAND_GROUPS.items() for band in bands}
 _GROUP_RE = re.compile(r"(?:^|/)(10m|20m|60m)(?:/|\.tif$)")
 _BAND_RE = re.compile(r"_(B0[1-9]|B1[0-2]|B8A)\.jp2$")
-GROUP_ORDER = ("10m", "20m", "60m", "other")
 
 
 # --- file sizes --------------------------------------------------------------------------------
