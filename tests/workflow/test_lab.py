@@ -28,6 +28,7 @@ def test_demo_writes_the_patch_load_benchmark(demo_run):
         jsonschema.validate(doc, RESULT_SCHEMA)
         assert doc["tile"] == tile and doc["repeats"] == lab["repeats"]
         assert set(doc["results"]) == set(lab["storages"])
+        assert set(doc["storage_devices"]) == set(lab["storages"])  # named in the chart legend
         for per_format in doc["results"].values():
             assert set(lab["formats"]) <= set(per_format)
             for entry in per_format.values():
@@ -55,6 +56,9 @@ def test_demo_writes_staging_timings_and_charts(demo_run):
             png = demo_run / "results" / "report" / f"{name}_{tile}_{year}.png"
             raw = png.read_bytes()
             assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 10_000
+        # the demo runs no train-feed benchmark: the throughput chart says it is calculated
+        log = demo_run / "results" / "logs" / "plot_patch_load" / f"{tile}_{year}.log"
+        assert "throughput: calculated (no train-feed)" in log.read_text()
 
 
 def test_snakemake_report_builds(demo_run):
