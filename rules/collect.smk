@@ -45,7 +45,19 @@ STAGE_TARGETS = {
         ],
         tile=LAB_TILES,
         year=S2_YEAR,
-    ),
+    )
+    + expand(
+        [
+            rules.report_sentinel2.output.quicklook,
+            rules.report_sentinel2.output.times,
+            rules.report_sentinel2.output.sizes,
+        ],
+        tile=S2_TILES,
+        year=S2_YEAR,
+    )
+    + list(rules.report_benv2.output)
+    + list(rules.report_chips.output)
+    + [rules.report_provenance.output.page],
 }
 
 
