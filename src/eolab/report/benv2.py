@@ -19,7 +19,6 @@ import numpy as np
 from eolab.benv2.names import LABELS, SPLITS
 from eolab.report.figure import figure, integer_ticks, save, titled
 
-
 #: The conversion's phases in the order they run (summary.json ``timings_s``).
 PHASES = ("plan", "stats", "pool_start", "convert", "store")
 

@@ -34,11 +34,13 @@ def read_chips(index_root: str | os.PathLike) -> Any:
     return table
 
 
-def grid(chips: Any, column: str) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+def grid(
+    chips: Any, column: str, shape: tuple[int, int] | None = None
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """One item's chips as a (row, col) array of ``column`` (NaN = chip dropped) and its extent
-    (left, right, bottom, top) in km of the item's own CRS."""
-    ny = int(chips["chip_index_y"].max()) + 1
-    nx = int(chips["chip_index_x"].max()) + 1
+    (left, right, bottom, top) in km of the item's own CRS. ``shape`` (rows, cols): the tile's
+    whole grid, so that dates missing edge chips draw at the same scale (default: these chips')."""
+    ny, nx = shape or (int(chips["chip_index_y"].max()) + 1, int(chips["chip_index_x"].max()) + 1)
     values = np.full((ny, nx), np.nan)
     values[chips["chip_index_y"].to_numpy(), chips["chip_index_x"].to_numpy()] = chips[column]
     # Extent from the chips that exist, grown to the full grid by the chip size.
@@ -57,7 +59,9 @@ def plot_tile_maps(chips: Any, tile: str, out: str | os.PathLike, demo: bool) ->
     rows = chips[chips["tile"] == tile]
     items = sorted(rows["item_id"].unique(), key=lambda i: rows[rows.item_id == i].datetime.min())
     shown = items[:MAX_DATES]
+    shape = (int(rows["chip_index_y"].max()) + 1, int(rows["chip_index_x"].max()) + 1)
     fig, axes = figure(nrows=2, ncols=len(shown), size=(2.6 * len(shown) + 1.5, 5.8))
+    fig.subplots_adjust(top=0.83, right=0.86, wspace=0.35, hspace=0.45)
     cmap = mpl.colormaps["viridis"].with_extremes(bad="#d9d9d9")
     for col, item in enumerate(shown):
         item_rows = rows[rows["item_id"] == item]
@@ -65,14 +69,14 @@ def plot_tile_maps(chips: Any, tile: str, out: str | os.PathLike, demo: bool) ->
         for row, (column, what) in enumerate(
             (("cloud_cover_percentage", "cloud"), ("nodata_percentage", "nodata"))
         ):
-            values, extent = grid(item_rows, column)
+            values, extent = grid(item_rows, column, shape)
             ax = axes[row, col]
             image = ax.imshow(values, extent=extent, cmap=cmap, vmin=0, vmax=1)
             ax.set_title(f"{date}: {what}", fontsize=9)
             ax.set_xlabel("easting (km)", fontsize=8)
             ax.set_ylabel("northing (km)" if col == 0 else "", fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.colorbar(image, ax=axes, label="fraction of the chip's pixels", shrink=0.8)
+    fig.colorbar(image, cax=fig.add_axes((0.89, 0.15, 0.015, 0.63)), label="fraction of pixels")
     crs = rows["native_crs"].iloc[0]
     size_km = float((rows["native_xmax"] - rows["native_xmin"]).iloc[0]) / 1000
     note = (
@@ -81,8 +85,7 @@ def plot_tile_maps(chips: Any, tile: str, out: str | os.PathLike, demo: bool) ->
     conditions = f"{note} · {size_km:g} km chips in {crs} · grey: chip dropped (too much nodata)"
     fig.suptitle(f"Chip grid of tile {tile}: cloud and nodata fraction per chip", fontweight="bold")
     lines = [conditions] + (["demo-size data (generated fixtures)"] if demo else [])
-    fig.text(0.45, 0.95, " · ".join(lines), ha="center", va="top", fontsize=8.5, color="#444")
-    fig.subplots_adjust(top=0.85, right=0.82, wspace=0.35, hspace=0.4)
+    fig.text(0.5, 0.94, " · ".join(lines), ha="center", va="top", fontsize=8.5, color="#444")
     return save(fig, out)
 
 

@@ -68,7 +68,8 @@ def chart_problems(fig: Any) -> list[str]:
     if not fig.get_suptitle().strip():
         problems.append("no title")
     for i, ax in enumerate(fig.axes):
-        if not ax.get_visible() or ax.get_label() == "<colorbar>":
+        colorbar = getattr(ax, "_colorbar", None) is not None or ax.get_label() == "<colorbar>"
+        if not ax.get_visible() or colorbar:
             continue
         has_data = bool(ax.lines or ax.patches or ax.collections or ax.images or ax.tables)
         if not has_data:

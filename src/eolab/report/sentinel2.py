@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +95,16 @@ def plot_quicklooks(cube: Mapping[str, Any], tile: str, year: int, out, demo: bo
 
 
 def read_benchmark(path: str | os.PathLike) -> dict[str, float]:
-    """A Snakemake benchmark TSV's first row (``s``, ``max_rss`` …) as floats."""
+    """A Snakemake benchmark TSV's first row, its numeric columns (``s``, ``max_rss`` …)."""
     with open(path, encoding="utf-8", newline="") as fh:
         row = next(csv.DictReader(fh, delimiter="\t"))
-    return {k: float(v) for k, v in row.items() if v not in ("", "NA", "-")}
+    out = {}
+    for key, value in row.items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):  # "h:m:s" and "NA" columns
+            continue
+    return out
 
 
 def conversion_seconds(
@@ -174,6 +180,9 @@ def plot_sizes(
         if key == "objects":
             integer_ticks(ax.yaxis)
     conditions = "every file of each format's dataset (SAFE: the products' whole folders)"
+    plain, sharded = sizes.get("zarr"), sizes.get("zarr-sharded")
+    if plain and sharded and plain["objects"] == sharded["objects"]:
+        conditions += " · sharded = plain object count: each shard holds one chunk at this size"
     titled(fig, f"Sentinel-2 {tile} {year}: size and object count per format", conditions, demo)
     return save(fig, out)
 
@@ -201,6 +210,3 @@ def plot_all(
     times = conversion_seconds(benchmarks, products)
     plot_conversion_times(times, products, tile, year, outputs["times"], demo)
     plot_sizes(format_sizes(entries), tile, year, outputs["sizes"], demo)
-
-
-__all__: Sequence[str] = ("plot_all",)
