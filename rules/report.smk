@@ -176,7 +176,7 @@ rule report_provenance:
         page=report(
             results("report", "provenance.html"),
             caption="../report/provenance.rst",
-            category="Workflow",
+            category="Provenance",
         ),
     log:
         log_path("report_provenance"),

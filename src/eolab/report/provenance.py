@@ -46,13 +46,11 @@ def jobs(benchmarks_root: str | os.PathLike) -> list[dict[str, Any]]:
             first = next(csv.DictReader(fh, delimiter="\t"), None)
         if first is None:
             continue
-        rel = path.relative_to(root)
+        rel = path.relative_to(root).with_suffix("")  # <rule>.tsv or <rule>/<wildcards>.tsv
         rows.append(
             {
                 "rule": rel.parts[0],
-                "wildcards": str(Path(*rel.parts[1:]).with_suffix(""))
-                if len(rel.parts) > 1
-                else "",
+                "wildcards": "/".join(rel.parts[1:]),
                 "s": float(first.get("s") or "nan"),
                 "max_rss_mb": float(first.get("max_rss") or "nan"),
             }

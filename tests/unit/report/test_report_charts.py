@@ -194,6 +194,7 @@ def test_provenance_page(tmp_path):
     bench = tmp_path / "benchmarks" / "safe_to_cog"
     bench.mkdir(parents=True)
     (bench / "35VLH_2024.tsv").write_text("s\th:m:s\tmax_rss\n8.5\t0:00:08\t300\n", "utf-8")
+    (tmp_path / "benchmarks" / "benv2_tiles.tsv").write_text("s\tmax_rss\n3\t50\n", "utf-8")
     record = tmp_path / "summary.json"
     env = {
         "created": "2026-12-06T10:00:00+00:00",
@@ -210,5 +211,6 @@ def test_provenance_page(tmp_path):
     assert provenance.config_hash(config) in page
     assert provenance.config_hash(config) != provenance.config_hash({**config, "results": "x"})
     assert "<td>safe_to_cog</td><td>35VLH_2024</td><td>8.50</td><td>300</td>" in page
+    assert "<td>benv2_tiles</td><td></td><td>3.00</td><td>50</td>" in page
     assert "Test CPU (2 CPUs)" in page and "eolab 0.1, gdal 3.9" in page
     assert "<td>sentinel2.tiles</td><td>[&quot;35VLH&quot;]</td>" in page
