@@ -31,6 +31,12 @@ rule plot_patch_load:
     input:
         result=rules.benchmark_patch_load.output.result,
         timings=lambda w: staging_timings(w.tile, w.year),
+        # the measured throughput, when the train-feed benchmark runs for this tile
+        feed=lambda w: (
+            expand(rules.benchmark_train_feed.output.result, tile=w.tile, year=w.year)
+            if w.tile in FEED["tiles"]
+            else []
+        ),
     output:
         load_times=report(
             results("report", "load_times_{tile}_{year}.png"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,3 +60,29 @@ def check_free_space(
             f"{path}: {what} needs {needed / GiB:.2f} GiB, only {have / GiB:.2f} GiB free ({hint})"
         )
     return have
+
+
+def mount_of(path: str | os.PathLike, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """What holds ``path``: ``<device> (<fstype>) at <mount point>``, as ``df`` would name it;
+    None where the mount table cannot be read (not Linux)."""
+    target = os.path.realpath(path)
+    best: tuple[str, str, str] | None = None
+    try:
+        with open(mountinfo, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        # <id> <parent> <major:minor> <root> <mount point> <options> [optional…] - <fs> <source> …
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 2:
+            continue
+        point = fields[4].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best[0])):
+            best = (point, tail[1], tail[0])
+    if best is None:
+        return None
+    point, source, fstype = best
+    return f"{source} ({fstype}) at {point}"

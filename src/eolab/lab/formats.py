@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eolab.core.errors import InputError
+from eolab.report.style import FORMAT_COLOURS, format_colour
 
 SAFE, COG, ZARR, SHARDED, ZIP = "safe", "cog", "zarr", "zarr-sharded", "zarr-zip"
 #: The xarray/dask reference reader of the plain Zarr store (a result column, not a format).
@@ -99,7 +100,7 @@ FORMATS: dict[str, Format] = {
             lambda rel: "/IMG_DATA/" in rel and rel.endswith(".jp2"),
             "safe",
             "SAFE",
-            "#1f77b4",
+            FORMAT_COLOURS[SAFE],
         ),
         Format(
             COG,
@@ -109,9 +110,18 @@ FORMATS: dict[str, Format] = {
             lambda rel: rel.endswith(".tif"),
             "cog",
             "COG",
-            "#ff7f0e",
+            FORMAT_COLOURS[COG],
         ),
-        Format(ZARR, "Zarr store.", ".zarr", _store_files, _zarr_chunk, "zarr", "Zarr", "#2ca02c"),
+        Format(
+            ZARR,
+            "Zarr store.",
+            ".zarr",
+            _store_files,
+            _zarr_chunk,
+            "zarr",
+            "Zarr",
+            FORMAT_COLOURS[ZARR],
+        ),
         Format(
             SHARDED,
             "Sharded Zarr store.",
@@ -120,7 +130,7 @@ FORMATS: dict[str, Format] = {
             _zarr_chunk,
             "zarr",
             "Zarr (sharded)",
-            "#d62728",
+            FORMAT_COLOURS[SHARDED],
         ),
         Format(
             ZIP,
@@ -130,7 +140,7 @@ FORMATS: dict[str, Format] = {
             lambda rel: True,
             "zip",
             "Zarr (zipped)",
-            "#9467bd",
+            FORMAT_COLOURS[ZIP],
         ),
     )
 }
@@ -154,9 +164,8 @@ def label(name: str) -> str:
 
 
 def colour(name: str) -> str:
-    """Chart colour of a format (the baseline shares plain Zarr's); grey for unknown names."""
-    name = ZARR if name == BASELINE else name
-    return FORMATS[name].colour if name in FORMATS else "#7f7f7f"
+    """Chart colour of a format (`eolab.report.style`: the baseline shares plain Zarr's)."""
+    return format_colour(name)
 
 
 def entry_files(name: str, entry: str | os.PathLike) -> list[str]:

@@ -40,6 +40,7 @@ from eolab.lab.patchload import (
     random_patches,
 )
 from eolab.lab.staging import Dataset, copy_dataset, ensure_uploaded, s3_connections, scratch_area
+from eolab.lab.storage import storage_devices
 
 STD_DDOF = 1
 SCHEMA_VERSION = 1
@@ -304,6 +305,8 @@ def run(
                 region,
             )
             doc["skipped"] = sorted(skip)
+            network = next(iter(datasets.values())).root if datasets else None
+            doc["storage_devices"] = storage_devices(storages, network, temp_root, s3_config)
             return doc
         finally:
             for loader in loaders.values():
@@ -534,5 +537,7 @@ RESULT_SCHEMA = {
             "properties": {"dropped": {"type": "boolean"}, "reason": {"type": "string"}},
         },
         "environment": {"type": "object", "required": ["versions", "cpu"]},
+        # what is behind each storage (mount or S3 endpoint), for the charts
+        "storage_devices": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }

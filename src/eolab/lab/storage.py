@@ -18,7 +18,7 @@ job reading S3 from a local server uploads what it reads first (see
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,3 +59,27 @@ class Storages:
             temp=temp_root(cfg.get("temp"), environ),
             s3=S3Config.from_config(cfg.get("s3") or {}, environ),
         )
+
+
+def storage_devices(
+    storages: Sequence[str],
+    network: str | os.PathLike | None,
+    temp: str | os.PathLike | None,
+    s3_config: S3Config | None,
+) -> dict[str, str]:
+    """What is behind each storage, for the charts' captions and legends: the mount (device,
+    filesystem, mount point) holding the network and temp paths, the S3 endpoint."""
+    from eolab.core.disk import mount_of
+
+    out: dict[str, str] = {}
+    for storage in storages:
+        path = temp if storage.endswith("temp") else network if storage == "network" else None
+        if path is not None:
+            out[storage] = mount_of(path) or str(path)
+        elif storage == "s3" and s3_config is not None:
+            out[storage] = (
+                "local moto server on 127.0.0.1"
+                if s3_config.local
+                else f"endpoint {s3_config.endpoint_url or 'AWS'}"
+            )
+    return out

@@ -1,5 +1,9 @@
-"""Charts and pages of the Snakemake report, one module per workflow stage (rules/report.smk).
+"""The workflow report: one chart style (`eolab.report.style`) and one module per stage.
 
-``figure`` holds what every chart shares; ``sentinel2``, ``benv2``, ``chips`` draw their stage's
-charts from the files the stage writes; ``provenance`` writes the report's provenance page.
+Every chart of the Snakemake report takes its colours, order of formats and storages, number
+formats, run-conditions caption and PNG writer from `style`, so a format or a storage looks the
+same on every chart and the same results give the same bytes. `figure` adds the check every
+stage chart passes before it is written (title, labelled axes, data); ``sentinel2``, ``benv2``,
+``chips`` draw their stage's charts from the files the stage writes (rules/report.smk);
+``provenance`` writes the report's provenance page.
 """

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from eolab.benv2.names import LABELS, SPLITS
-from eolab.report.figure import figure, integer_ticks, save, titled
+from eolab.report.figure import figure, save, titled
+from eolab.report.style import integer_ticks
 
 #: The conversion's phases in the order they run (summary.json ``timings_s``).
 PHASES = ("plan", "stats", "pool_start", "convert", "store")

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from eolab.report.figure import figure, integer_ticks, save, titled
+from eolab.report import style
+from eolab.report.figure import figure, save, titled
+from eolab.report.style import integer_ticks
 
 #: Most dates drawn per tile map (the first ones; the subtitle says when more exist).
 MAX_DATES = 6
@@ -84,8 +86,9 @@ def plot_tile_maps(chips: Any, tile: str, out: str | os.PathLike, demo: bool) ->
     )
     conditions = f"{note} · {size_km:g} km chips in {crs} · grey: chip dropped (too much nodata)"
     fig.suptitle(f"Chip grid of tile {tile}: cloud and nodata fraction per chip", fontweight="bold")
-    lines = [conditions] + (["demo-size data (generated fixtures)"] if demo else [])
-    fig.text(0.5, 0.94, " · ".join(lines), ha="center", va="top", fontsize=8.5, color="#444")
+    fig.text(0.5, 0.94, conditions, ha="center", va="top", fontsize=8.5, color="#444")
+    if demo:
+        style.mark_demo(fig)
     return save(fig, out)
 
 

@@ -8,10 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eolab.core.atomic import atomic_path
 from eolab.core.errors import OutputError
-
-DEMO_NOTE = "demo-size data (generated fixtures)"
+from eolab.report import style
 
 
 def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4.5)) -> Any:
@@ -25,19 +23,19 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4.5))
 
 
 def titled(fig: Any, title: str, conditions: str, demo: bool) -> None:
-    """The figure's title, with the run's conditions (and the demo-size note) below it."""
-    lines = [conditions] if conditions else []
-    if demo:
-        lines.append(DEMO_NOTE)
+    """The figure's title with the run's conditions below it, and the shared "demo-size run"
+    marker (`style.mark_demo`) above it for demo-size inputs."""
     fig.suptitle(title, fontsize=12, fontweight="bold", y=1.0)
-    if lines:
-        fig.text(0.5, 0.955, " · ".join(lines), ha="center", va="top", fontsize=8.5, color="#444")
+    if conditions:
+        fig.text(0.5, 0.955, conditions, ha="center", va="top", fontsize=8.5, color="#444")
+    if demo:
+        style.mark_demo(fig)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
 
 
 def save(fig: Any, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically and free it; `OutputError` (nothing written)
-    when the chart has no title, an unlabelled axis or an empty panel (`chart_problems`)."""
+    """`style.save` (atomic PNG, fixed dpi); `OutputError` and nothing written when the chart
+    has no title, an unlabelled axis or an empty panel (`chart_problems`)."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
@@ -46,17 +44,7 @@ def save(fig: Any, path: str | os.PathLike) -> Path:
         raise OutputError(
             f"{path}: chart not written: {'; '.join(problems)} (a bug in eolab.report)"
         )
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def integer_ticks(axis: Any) -> None:
-    """Counts are whole: no 0.5 ticks on a count axis."""
-    from matplotlib.ticker import MaxNLocator
-
-    axis.set_major_locator(MaxNLocator(integer=True))
+    return style.save(fig, path)
 
 
 def chart_problems(fig: Any) -> list[str]:

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from eolab.lab import formats as lab_formats
-from eolab.report.figure import figure, integer_ticks, save, titled
+from eolab.report import style
+from eolab.report.figure import figure, save, titled
+from eolab.report.style import integer_ticks
 
 RGB = ("B04", "B03", "B02")
 NODATA_RGB = (1.0, 0.0, 1.0)  # magenta: no sensor or fill-value pixels
@@ -129,7 +131,7 @@ def plot_conversion_times(
     ax.bar(
         [lab_formats.label(f) for f in names],
         values,
-        color=[lab_formats.colour(f) for f in names],
+        color=[style.format_colour(f) for f in names],
     )
     for x, f in enumerate(names):
         label = f"{times[f]['per_product_s']:.2f} s\n(job {times[f]['job_s']:.1f} s)"
@@ -160,9 +162,9 @@ def plot_sizes(
     sizes: Mapping[str, Mapping[str, int]], tile: str, year: int, out, demo: bool
 ) -> Path:
     """Two panels: total size (MB) and number of files/objects per format."""
-    names = [f for f in lab_formats.NAMES if f in sizes]
+    names = style.ordered_formats(sizes)
     labels = [lab_formats.label(f) for f in names]
-    colours = [lab_formats.colour(f) for f in names]
+    colours = [style.format_colour(f) for f in names]
     fig, axes = figure(ncols=2, size=(11, 4.2))
     panels = (
         ("bytes", 1e6, "total size (MB)", "{:.1f} MB"),

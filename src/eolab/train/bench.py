@@ -47,6 +47,7 @@ from eolab.lab.staging import (
     scratch_area,
     unzip_store,
 )
+from eolab.lab.storage import storage_devices
 from eolab.train.dataset import FORMATS, CubeSource, PatchSeriesDataset
 from eolab.train.sampling import Sample, random_samples
 
@@ -263,6 +264,9 @@ def run(
         "formats": list(datasets),
         "results": results,
         "staging": staging,
+        "storage_devices": storage_devices(
+            storages, next(iter(datasets.values())).root, temp_root, s3_config
+        ),
         "environment": _environment(),
     }
 

@@ -80,3 +80,22 @@ def test_disk_full_error_turns_only_a_full_disk_into_one_message(tmp_path):
             raise OSError(code, "no space", "x.bin")
     with pytest.raises(PermissionError), disk_full_error(lambda exc: "never"):
         raise PermissionError(errno.EACCES, "denied", "y")
+
+
+def test_mount_of_names_the_deepest_mount_holding_a_path(tmp_path):
+    from eolab.core.disk import mount_of
+
+    table = tmp_path / "mountinfo"
+    table.write_text(
+        "22 1 252:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
+        "40 22 259:2 / /scratch rw,relatime shared:9 - lustre 10.0.0.1@o2ib:/fs rw\n"
+        "41 22 259:3 / /scratch2 rw - xfs /dev/nvme0n1 rw\n"
+        "42 22 0:55 / /my\\040disk rw - tmpfs tmpfs rw\n"
+    )
+    assert (
+        mount_of("/scratch/project/a.zarr", str(table)) == "10.0.0.1@o2ib:/fs (lustre) at /scratch"
+    )
+    assert mount_of("/scratch2", str(table)) == "/dev/nvme0n1 (xfs) at /scratch2"
+    assert mount_of("/scratchy/x", str(table)) == "/dev/vda1 (ext4) at /"  # not /scratch
+    assert mount_of("/my disk/x", str(table)) == "tmpfs (tmpfs) at /my disk"
+    assert mount_of("/x", str(tmp_path / "missing")) is None

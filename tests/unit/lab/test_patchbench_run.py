@@ -9,6 +9,7 @@ import jsonschema
 import numpy as np
 import pytest
 
+from eolab.core.disk import mount_of
 from eolab.lab import formats
 from eolab.lab.patchbench import RESULT_SCHEMA, MismatchError, format_report, run
 from eolab.lab.staging import dataset
@@ -59,6 +60,7 @@ def test_run_writes_the_result_document_with_ratios_and_counts(tiny, tmp_path):
     doc = _run(tiny, tmp_path)
     jsonschema.validate(json.loads(json.dumps(doc)), RESULT_SCHEMA)
     assert set(doc["results"]) == {"network", "temp"}
+    assert doc["storage_devices"]["temp"] == mount_of(tmp_path / "temp")
     measured = {*tiny, formats.BASELINE}
     for storage, per_format in doc["results"].items():
         assert set(per_format) == measured, storage

@@ -10,7 +10,7 @@ import pytest
 
 from eolab.benv2.names import LABELS
 from eolab.core.errors import OutputError
-from eolab.report import benv2, chips, figure, provenance, sentinel2
+from eolab.report import benv2, chips, figure, provenance, sentinel2, style
 
 
 def assert_png(path):
@@ -46,7 +46,7 @@ def test_titled_chart_with_labels_passes_and_says_demo_size(tmp_path):
     axes[0, 0].set_ylabel("size (MB)")
     figure.titled(fig, "Title", "tile 35VLH", demo=True)
     assert figure.chart_problems(fig) == []
-    assert any(figure.DEMO_NOTE in t.get_text() for t in fig.texts)
+    assert any(style.DEMO_LABEL in t.get_text() for t in fig.texts)
     assert_png(figure.save(fig, tmp_path / "ok.png"))
 
 

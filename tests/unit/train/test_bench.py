@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from eolab.cli import cli
+from eolab.core.disk import mount_of
 
 
 def test_train_feed_writes_measured_throughput(ty2024, tmp_path):
@@ -19,6 +20,7 @@ def test_train_feed_writes_measured_throughput(ty2024, tmp_path):
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert set(doc["results"]) == {"network", "temp", "unzip-temp"}
+    assert doc["storage_devices"]["unzip-temp"] == mount_of(tmp_path / "temp")
     assert set(doc["results"]["temp"]) == {"zarr-zip", "cog"}
     unzipped = doc["results"]["unzip-temp"]
     assert set(unzipped) == {"zarr-zip"}  # staged: zip copied to temp, unzipped, then read
