@@ -25,12 +25,12 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4.5))
 def titled(fig: Any, title: str, conditions: str, demo: bool) -> None:
     """The figure's title with the run's conditions below it, and the shared "demo-size run"
     marker (`style.mark_demo`) above it for demo-size inputs."""
-    fig.suptitle(title, fontsize=12, fontweight="bold", y=1.0)
+    fig.suptitle(title, fontsize=12, fontweight="bold", y=0.98)
     if conditions:
-        fig.text(0.5, 0.955, conditions, ha="center", va="top", fontsize=8.5, color="#444")
+        fig.text(0.5, 0.93, conditions, ha="center", va="top", fontsize=8.5, color="#444")
     if demo:
         style.mark_demo(fig)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
 
 
 def save(fig: Any, path: str | os.PathLike) -> Path:
