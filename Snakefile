@@ -59,6 +59,7 @@ localrules:
     report_benv2,
     report_chips,
     report_provenance,
+    report_downloads,
 
 
 # The demo: every stage of rules/collect.smk except `download` (on request only).

@@ -15,7 +15,8 @@ STAGE_TARGETS = {
         if S2["source"] == "cdse"
         else []
     ),
-    "download": expand(rules.download_stac_dataset.output.summary, name=STAC_DATASETS),
+    "download": expand(rules.download_stac_dataset.output.summary, name=STAC_DATASETS)
+    + ([rules.report_downloads.output.png] if STAC_DATASETS else []),
     "sentinel2": expand(
         [
             rules.safe_to_cog.output.listing,

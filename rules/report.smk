@@ -192,3 +192,23 @@ rule report_provenance:
         benchmarks=str(BENCHMARKS),
     script:
         "../scripts/report_provenance.py"
+
+
+# Built with the `download` stage (on request only), when datasets are configured.
+rule report_downloads:
+    input:
+        summaries=expand(rules.download_stac_dataset.output.summary, name=STAC_DATASETS),
+    output:
+        png=report(
+            results("report", "downloads.png"),
+            caption="../report/downloads.rst",
+            category="Downloads",
+        ),
+    log:
+        log_path("report_downloads"),
+    conda:
+        CONDA_ENV
+    params:
+        demo=False,
+    script:
+        "../scripts/report_downloads.py"

@@ -214,3 +214,38 @@ def test_provenance_page(tmp_path):
     assert "<td>benv2_tiles</td><td></td><td>3.00</td><td>50</td>" in page
     assert "Test CPU (2 CPUs)" in page and "eolab 0.1, gdal 3.9" in page
     assert "<td>sentinel2.tiles</td><td>[&quot;35VLH&quot;]</td>" in page
+
+
+# --- downloads --------------------------------------------------------------------------------
+
+
+def test_downloads_chart(tmp_path):
+    from eolab.report import downloads
+
+    done = {
+        "dataset": "gen",
+        "workers": 4,
+        "download": {
+            "downloaded": 5,
+            "present": 2,
+            "failed": 1,
+            "bytes": 4 * 2**20,
+            "verified": {"md5": 3, "size": 2},
+            "seconds": 2.0,
+        },
+    }
+    catalog_only = {"dataset": "cat", "workers": 4}
+    assert downloads.outcomes(done) == {
+        "downloaded (md5)": 3,
+        "downloaded (size)": 2,
+        "present": 2,
+        "failed": 1,
+    }
+    assert downloads.throughput(done) == {"mib_per_s": 2.0, "files_per_s": 2.5}
+    assert downloads.throughput(catalog_only) is None
+    paths = []
+    for i, summary in enumerate((done, catalog_only)):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(summary), encoding="utf-8")
+    summaries = downloads.read_summaries(paths)
+    assert_png(downloads.plot_downloads(summaries, tmp_path / "dl.png", demo=False))
