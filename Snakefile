@@ -60,6 +60,7 @@ localrules:
     report_chips,
     report_provenance,
     report_downloads,
+    report_intake,
 
 
 # The demo: every stage of rules/collect.smk except `download` (on request only).

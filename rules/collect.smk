@@ -12,6 +12,7 @@ STAGE_TARGETS = {
     + ([rules.fixtures_benv2.output.metadata] if BENV2["root"] is None else []),
     "intake": (
         expand(rules.intake_cdse.output.manifest, tile=S2_TILES, year=S2_YEAR)
+        + [rules.report_intake.output.png]
         if S2["source"] == "cdse"
         else []
     ),

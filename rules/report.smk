@@ -212,3 +212,24 @@ rule report_downloads:
         demo=False,
     script:
         "../scripts/report_downloads.py"
+
+
+# Built with the `intake` stage when sentinel2.source is cdse.
+rule report_intake:
+    input:
+        manifests=expand(rules.intake_cdse.output.manifest, tile=S2_TILES, year=S2_YEAR),
+    output:
+        png=report(
+            results("report", "intake.png"),
+            caption="../report/intake.rst",
+            category="Downloads",
+        ),
+    log:
+        log_path("report_intake"),
+    conda:
+        CONDA_ENV
+    params:
+        labels=[f"{tile} {S2_YEAR}" for tile in S2_TILES],
+        benchmarks=[benchmark_path("intake_cdse", f"{t}_{S2_YEAR}") for t in S2_TILES],
+    script:
+        "../scripts/report_intake.py"

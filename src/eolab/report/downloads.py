@@ -82,3 +82,62 @@ def plot_downloads(summaries: list[Mapping[str, Any]], out: str | os.PathLike, d
     conditions += " · throughput of the download phase (bytes fetched this run / its seconds)"
     titled(fig, "Downloads: files fetched, verified and failed per dataset", conditions, demo)
     return save(fig, out)
+
+
+LEGEND = {"fetched_bytes": "fetched this run", "present_bytes": "already present"}
+
+
+def intake_counts(manifest: Mapping[str, Any]) -> dict[str, float]:
+    """Products verified / not verified, and bytes fetched this run / already present."""
+    products = manifest["products"]
+    fetched = sum(p.get("fetched_bytes", 0) for p in products)
+    return {
+        "verified": sum(1 for p in products if p.get("verified", True)),
+        "not verified": sum(1 for p in products if not p.get("verified", True)),
+        "fetched_bytes": fetched,
+        "present_bytes": sum(p.get("bytes", 0) for p in products) - fetched,
+    }
+
+
+def plot_intake(
+    manifests: Mapping[str, Mapping[str, Any]],
+    job_seconds: Mapping[str, float],
+    out: str | os.PathLike,
+    demo: bool,
+) -> Path:
+    """Per tile-year (``manifests`` by label): products verified or not, and bytes fetched this
+    run or already present, with the job's throughput (fetched bytes / its wall time)."""
+    fig, axes = figure(ncols=2, size=(11, 4.6))
+    labels = list(manifests)
+    counts = [intake_counts(manifests[k]) for k in labels]
+    panels = (
+        (axes[0, 0], ("verified", "not verified"), ("#2e7d32", "#c44e52"), 1, "products"),
+        (
+            axes[0, 1],
+            ("fetched_bytes", "present_bytes"),
+            ("#1f77b4", "#9e9e9e"),
+            2**20,
+            "size (MiB)",
+        ),
+    )
+    for ax, keys, colours, unit, ylabel in panels:
+        bottom = [0.0] * len(labels)
+        for key, colour in zip(keys, colours, strict=True):
+            values = [c[key] / unit for c in counts]
+            ax.bar(labels, values, bottom=bottom, color=colour, label=LEGEND.get(key, key))
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        ax.set_ylim(0, max(bottom + [1]) * 1.3)
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel("tile and year")
+        ax.legend(fontsize=8)
+        if unit == 1:
+            integer_ticks(ax.yaxis)
+    for x, (label, c) in enumerate(zip(labels, counts, strict=True)):
+        seconds = job_seconds.get(label)
+        if seconds and c["fetched_bytes"]:
+            rate = c["fetched_bytes"] / 2**20 / seconds
+            top = (c["fetched_bytes"] + c["present_bytes"]) / 2**20
+            axes[0, 1].text(x, top, f"{rate:.3g} MiB/s", ha="center", va="bottom", fontsize=8)
+    conditions = "CDSE intake · throughput = bytes fetched this run / the job's wall time"
+    titled(fig, "Intake: products verified and bytes fetched per tile-year", conditions, demo)
+    return save(fig, out)

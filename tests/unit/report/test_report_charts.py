@@ -249,3 +249,24 @@ def test_downloads_chart(tmp_path):
         paths[-1].write_text(json.dumps(summary), encoding="utf-8")
     summaries = downloads.read_summaries(paths)
     assert_png(downloads.plot_downloads(summaries, tmp_path / "dl.png", demo=False))
+
+
+def test_intake_chart(tmp_path):
+    from eolab.report import downloads
+
+    manifest = {
+        "products": [
+            {"id": "a", "verified": True, "bytes": 3 * 2**20, "fetched_bytes": 2**20},
+            {"id": "b", "verified": False, "bytes": 2**20, "fetched_bytes": 2**20},
+        ]
+    }
+    assert downloads.intake_counts(manifest) == {
+        "verified": 1,
+        "not verified": 1,
+        "fetched_bytes": 2 * 2**20,
+        "present_bytes": 2 * 2**20,
+    }
+    out = downloads.plot_intake(
+        {"35VLH 2024": manifest}, {"35VLH 2024": 2.0}, tmp_path / "i.png", demo=False
+    )
+    assert_png(out)
