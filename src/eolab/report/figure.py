@@ -1,5 +1,6 @@
-"""What every report chart shares: an Agg figure, a title with the run's conditions, an atomic
-PNG save, and the check the unit tests run on every chart (title, labelled axes, data).
+"""What every stage chart of the report shares: an Agg figure, a title with the run's
+conditions (and the shared demo-size marker), and a save that refuses a chart a reviewer would
+send back (no title, an unlabelled axis, an empty panel) before `style.save` writes it.
 """
 
 from __future__ import annotations
