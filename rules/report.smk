@@ -1,6 +1,6 @@
-# Charts of the storage lab, as report() outputs: `snakemake --report results/report/report.html`.
+# The report's charts and pages, as report() outputs (`snakemake --report results/report/report.html`):
+# the storage lab's charts, then a section per stage drawn by eolab.report (docs/lab.md).
 import eolab.report.sentinel2
-
 
 
 rule plot_file_sizes:
@@ -145,11 +145,6 @@ rule report_chips:
     input:
         index=rules.chips_merge.output.index,
     output:
-        distributions=report(
-            results("report", "chips", "distributions.png"),
-            caption="../report/chips_distributions.rst",
-            category="Chips",
-        ),
         **{
             f"map_{tile}": report(
                 results("report", "chips", f"grid_{tile}_{S2_YEAR}.png"),
@@ -158,6 +153,11 @@ rule report_chips:
             )
             for tile in S2_TILES
         },
+        distributions=report(
+            results("report", "chips", "distributions.png"),
+            caption="../report/chips_distributions.rst",
+            category="Chips",
+        ),
     log:
         log_path("report_chips"),
     conda:
@@ -177,7 +177,9 @@ rule report_provenance:
         + STAGE_TARGETS["lab"],
         # the results that carry an `environment` block (eolab.core.provenance)
         records=lambda w: [rules.benv2_tiles.output.summary]
-        + expand(rules.benchmark_patch_load.output.result, tile=LAB_TILES, year=S2_YEAR),
+        + expand(
+            rules.benchmark_patch_load.output.result, tile=LAB_TILES, year=S2_YEAR
+        ),
     output:
         page=report(
             results("report", "provenance.html"),
