@@ -1,5 +1,6 @@
-# The report's charts and pages, as report() outputs (`snakemake --report results/report/report.html`):
-# the storage lab's charts, then a section per stage drawn by eolab.report (docs/lab.md).
+# The report's charts and pages as report() outputs, bundled by `snakemake --report
+# results/report/report.html`: the storage lab's charts, then a section per stage drawn by
+# eolab.report (docs/lab.md, "The report").
 import eolab.report.sentinel2
 
 
