@@ -29,10 +29,10 @@ include: "rules/sentinel2.smk"
 include: "rules/lab.smk"
 include: "rules/stage.smk"
 include: "rules/benchmark.smk"
-include: "rules/report.smk"
 include: "rules/chips.smk"
 include: "rules/benv2.smk"
 include: "rules/download.smk"
+include: "rules/report.smk"
 include: "rules/collect.smk"
 
 
@@ -56,6 +56,12 @@ localrules:
     chips_merge_batches,
     plot_file_sizes,
     plot_patch_load,
+    report_sentinel2,
+    report_benv2,
+    report_chips,
+    report_provenance,
+    report_downloads,
+    report_intake,
 
 
 # The demo: every stage of rules/collect.smk except `download` (on request only).

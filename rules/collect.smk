@@ -12,10 +12,12 @@ STAGE_TARGETS = {
     + ([rules.fixtures_benv2.output.metadata] if BENV2["root"] is None else []),
     "intake": (
         expand(rules.intake_cdse.output.manifest, tile=S2_TILES, year=S2_YEARS)
+        + [rules.report_intake.output.png]
         if S2["source"] == "cdse"
         else []
     ),
-    "download": expand(rules.download_stac_dataset.output.summary, name=STAC_DATASETS),
+    "download": expand(rules.download_stac_dataset.output.summary, name=STAC_DATASETS)
+    + ([rules.report_downloads.output.png] if STAC_DATASETS else []),
     "sentinel2": expand(
         [
             rules.safe_to_cog.output.listing,
@@ -51,7 +53,19 @@ STAGE_TARGETS = {
         ],
         tile=LAB_TILES,
         year=S2_YEARS,
-    ),
+    )
+    + expand(
+        [
+            rules.report_sentinel2.output.quicklook,
+            rules.report_sentinel2.output.times,
+            rules.report_sentinel2.output.sizes,
+        ],
+        tile=S2_TILES,
+        year=S2_YEARS,
+    )
+    + list(rules.report_benv2.output)
+    + list(rules.report_chips.output)
+    + [rules.report_provenance.output.page],
 }
 
 
