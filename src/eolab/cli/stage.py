@@ -496,6 +496,12 @@ def patch_load(
     help="Folder for the stores (local storage; removed after unless --keep).",
 )
 @click.option("--keep", is_flag=True, help="Keep the built stores.")
+@click.option(
+    "--convert-each",
+    is_flag=True,
+    help="Convert the SAFE products for every layout [default: once, for the first layout; "
+    "the others rewrite its data arrays].",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
 def bench_layout(
     manifest,
@@ -511,6 +517,7 @@ def bench_layout(
     workers,
     work,
     keep,
+    convert_each,
     out,
 ) -> None:
     """Build the tile-year's cube in every candidate layout and time random patches on each.
@@ -541,6 +548,7 @@ def bench_layout(
         workers=workers,
         keep=keep,
         echo=click.echo,
+        convert_each=convert_each,
     )
     doc["manifest"] = str(manifest)
     write_json(out, doc)

@@ -105,6 +105,7 @@ def test_every_layout_returns_the_pixels_of_the_safe_products(products, tmp_path
             assert r["amplification"] == pytest.approx(r["bytes_decoded"] / r["bytes_returned"])
             assert r["amplification"] >= 1 and r["decode_bound_s"] > 0
             assert r["bytes_on_disk"] > 0 and r["conversion_s"] > 0
+            assert r["converted_from"] == ("safe" if name == names[0] else "store")
             store = tmp_path / "work" / f"{name}.zarr"
             zl = ZarrLoader("zarr", base_store(str(store)), TILE, YEAR, "local").open()
             try:
