@@ -4,7 +4,8 @@ timed on the same random patches.
 A layout is named ``reference``, ``reference-sharded`` (the datacube defaults: 20/40/80 dates ×
 512/256/128 px, plain or with the default shards) or ``<time>-<px>-<codec>[-sharded]``:
 
-- ``time``: ``year`` = all dates of the tile-year in one chunk, ``ref`` = 20/40/80 dates;
+- ``time``: ``year`` = all dates of the tile-year in one chunk, ``ref`` = 20/40/80 dates, or a
+  number of dates (every group);
 - ``px``: the 10 m chunk side, a multiple of 6; the 20 m and 60 m chunks cover the same ground
   (``px/2``, ``px/6``), so chunk edges coincide in all groups and a patch whose corners lie on
   60 m steps starts on whole pixels of every group;
@@ -85,7 +86,7 @@ DEFAULT_LAYOUTS = (
     "year-120-zstd3-sharded",
     "year-240-zstd3-sharded",
 )
-_NAME = re.compile(r"^(year|ref)-(\d+)-(zstd1|zstd3|zstd9|lz4|none)(-sharded)?$")
+_NAME = re.compile(r"^(year|ref|\d+)-(\d+)-(zstd1|zstd3|zstd9|lz4|none)(-sharded)?$")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,10 @@ class Layout:
         """(time, y, x) chunks per group for a tile-year of ``dates`` dates."""
         out = {}
         for g in GROUPS:
-            t = max(1, dates) if self.time == "year" else REF_TIME[g]
+            if self.time.isdigit():
+                t = int(self.time)
+            else:
+                t = max(1, dates) if self.time == "year" else REF_TIME[g]
             side = REF_PX[g] if self.px is None else self.px * RES["10m"] // RES[g]
             out[g] = (t, side, side)
         return out
@@ -140,8 +144,10 @@ def parse_layout(name: str) -> Layout:
     if not m:
         raise ConfigError(
             f"layout {name!r}: expected reference, reference-sharded or "
-            "<year|ref>-<px>-<zstd1|zstd3|zstd9|lz4|none>[-sharded], e.g. year-120-zstd3"
+            "<year|ref|dates>-<px>-<zstd1|zstd3|zstd9|lz4|none>[-sharded], e.g. year-120-zstd3"
         )
+    if m.group(1).isdigit() and int(m.group(1)) < 1:
+        raise ConfigError(f"layout {name!r}: a time chunk of at least 1 date")
     px = int(m.group(2))
     if px < 6 or px % 6:
         raise ConfigError(f"layout {name!r}: px {px} must be a multiple of 6 (10/20/60 m match)")

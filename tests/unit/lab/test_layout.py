@@ -24,7 +24,7 @@ def test_names_parse_and_bad_names_fail():
         "20m": (40, 256, 256),
         "60m": (80, 128, 128),
     }
-    for bad in ("year-128-zstd3", "month-120-zstd3", "year-120-gzip", "ref-0-lz4"):
+    for bad in ("year-128-zstd3", "month-120-zstd3", "year-120-gzip", "ref-0-lz4", "0-120-lz4"):
         with pytest.raises(ConfigError, match="layout"):
             layout.parse_layout(bad)
 
@@ -33,6 +33,7 @@ def test_chunks_cover_the_same_ground_in_every_group():
     chunks = layout.parse_layout("year-120-lz4").chunks(190)
     assert chunks == {"10m": (190, 120, 120), "20m": (190, 60, 60), "60m": (190, 20, 20)}
     assert layout.parse_layout("ref-60-none").chunks(190)["20m"] == (40, 30, 30)
+    assert layout.parse_layout("64-120-zstd3").chunks(190)["60m"] == (64, 20, 20)
 
 
 def test_shards_are_whole_chunks_within_the_budget():
