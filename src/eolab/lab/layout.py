@@ -127,10 +127,14 @@ class Layout:
             out[g] = (t, k * cy, k * cx)
         return out
 
-    def spec(self, dates: int, shard_bytes: int = SHARD_BYTES) -> datacube.CubeSpec:
+    def spec(
+        self, dates: int, shard_bytes: int = SHARD_BYTES, full_px: Mapping[str, int] = FULL_PX
+    ) -> datacube.CubeSpec:
+        """The converter's spec; shards no larger than a tile of ``full_px`` pixels (a shard
+        index covers every chunk position of the shard, stored or not)."""
         return datacube.CubeSpec(
             chunks=self.chunks(dates),
-            shards=self.shards(dates, shard_bytes),
+            shards=self.shards(dates, shard_bytes, full_px),
             compressor=CODECS[self.codec],
         )
 
@@ -214,6 +218,14 @@ def store_stats(store: Path) -> dict[str, int]:
     }
 
 
+def tile_px(safe_path: Path) -> dict[str, int]:
+    """The larger side (px) of each group's grid in a SAFE product."""
+    from eolab.sentinel2.safe import read_safe
+
+    product = read_safe(safe_path)
+    return {g: max(product.geoposition(g).nrows, product.geoposition(g).ncols) for g in GROUPS}
+
+
 def build(
     layout: Layout,
     safe_paths: Sequence[Path],
@@ -225,7 +237,7 @@ def build(
     """Build ``store`` (replacing one left over) with ``layout``; seconds and disk figures."""
     if store.exists():
         shutil.rmtree(store)
-    spec = layout.spec(dates, shard_bytes)
+    spec = layout.spec(dates, shard_bytes, tile_px(safe_paths[0]))
     start = time.perf_counter()
     datacube.to_zarr(store, safe_paths, spec, workers=workers, progress=False)
     seconds = time.perf_counter() - start
@@ -237,6 +249,11 @@ def build(
         "converted_from": "safe",
         **store_stats(store),
     }
+
+
+def _group_paths(root: Any) -> list[str]:
+    """``<tile>/<year>`` of every tile-year in a cube."""
+    return [f"{t}/{y}" for t in root.group_keys() for y in root[t].group_keys()]
 
 
 def _data_chunks(folder: str, names: list[str]) -> list[str]:
@@ -253,28 +270,30 @@ def rewrite(
 
     if store.exists():
         shutil.rmtree(store)
-    spec = layout.spec(dates, shard_bytes)
+    src = zarr.open_group(str(source), mode="r")
+    first = src[next(p for p in _group_paths(src))]
+    sizes = {g: max(first[g][datacube.DATA].shape[2:]) for g in GROUPS}
+    spec = layout.spec(dates, shard_bytes, sizes)
     start = time.perf_counter()
     shutil.copytree(source, store, ignore=_data_chunks)
-    src, dst = zarr.open_group(str(source), mode="r"), zarr.open_group(str(store), mode="r+")
-    for tile in src.group_keys():
-        for year in src[tile].group_keys():
-            for group in GROUPS:
-                old = src[f"{tile}/{year}/{group}/{datacube.DATA}"]
-                chunks, shards = spec.blocks(group, old.shape[1])
-                new = dst[f"{tile}/{year}/{group}"].create_array(
-                    datacube.DATA,
-                    shape=old.shape,
-                    chunks=chunks,
-                    shards=shards,
-                    dtype=old.dtype,
-                    fill_value=old.fill_value,
-                    compressors=spec.codec(),
-                    dimension_names=datacube.DIMS,
-                    attributes=dict(old.attrs),
-                    overwrite=True,
-                )
-                new[...] = old[...]
+    dst = zarr.open_group(str(store), mode="r+")
+    for tile_year in _group_paths(src):
+        for group in GROUPS:
+            old = src[f"{tile_year}/{group}/{datacube.DATA}"]
+            chunks, shards = spec.blocks(group, old.shape[1])
+            new = dst[f"{tile_year}/{group}"].create_array(
+                datacube.DATA,
+                shape=old.shape,
+                chunks=chunks,
+                shards=shards,
+                dtype=old.dtype,
+                fill_value=old.fill_value,
+                compressors=spec.codec(),
+                dimension_names=datacube.DIMS,
+                attributes=dict(old.attrs),
+                overwrite=True,
+            )
+            new[...] = old[...]
     datacube.consolidate(store)
     seconds = time.perf_counter() - start
     return {

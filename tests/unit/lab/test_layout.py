@@ -123,6 +123,8 @@ def test_every_layout_returns_the_pixels_of_the_safe_products(products, tmp_path
         safe.close()
     # one shard per group: the sharded layout's shards are larger than the tiny tile
     assert doc["results"]["ref-24-lz4-sharded"]["data_objects"] == 3
+    # shards no larger than the tile (180 px at 10 m): a shard index covers every position
+    assert doc["results"]["ref-24-lz4-sharded"]["shards"]["10m"] == [20, 192, 192]
     assert doc["results"]["year-12-zstd3"]["chunks"]["60m"] == [DATES, 2, 2]
     # smaller chunks decode less for the same patches
     amp = {n: doc["results"][n]["amplification"] for n in names}
