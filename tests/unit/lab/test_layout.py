@@ -3,7 +3,6 @@ and a sweep on a generated tile-year whose every layout returns the SAFE product
 
 import json
 
-import jsonschema  # noqa: F401  (the result is plain JSON: checked by a round trip below)
 import numpy as np
 import pytest
 
