@@ -38,6 +38,42 @@ rule benchmark_patch_load:
         " --s3-log {params.s3_log:q} {params.options} --out {output.result:q} > {log} 2>&1"
 
 
+# The layout sweep: the tile-year's SAFE products built into a cube per candidate layout, the
+# same random patches timed on each (not in the demo target list: it converts once per layout).
+rule benchmark_layout:
+    input:
+        safe=lambda w: product_deps("safe", w.tile, w.year),
+    output:
+        result=results("lab", "layout", "{tile}_{year}.json"),
+    log:
+        log_path("benchmark_layout", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("benchmark_layout", "{tile}_{year}")
+    conda:
+        CONDA_ENV
+    threads: workflow.cores
+    params:
+        manifest=lambda w: format_product("safe", w.tile, w.year),
+        layouts=(
+            f"--layouts {','.join(LAYOUT_SWEEP['layouts'])}"
+            if LAYOUT_SWEEP["layouts"]
+            else ""
+        ),
+        repeats=LAYOUT_SWEEP["repeats"],
+        seed=LAYOUT_SWEEP["seed"],
+        size=LAYOUT_SWEEP["patch_size_m"],
+        align=LAYOUT_SWEEP["align_m"],
+        drop="--drop-caches" if LAYOUT_SWEEP["drop_caches"] else "--no-drop-caches",
+        shard_mb=LAYOUT_SWEEP["shard_mb"],
+        work=lambda w: results("lab", "layout", f"{w.tile}_{w.year}.stores"),
+    shell:
+        "eolab bench layout --safe {params.manifest:q} --tile {wildcards.tile}"
+        " --year {wildcards.year} {params.layouts} --repeats {params.repeats}"
+        " --seed {params.seed} --patch-size {params.size} --align {params.align}"
+        " {params.drop} --shard-mb {params.shard_mb} --workers {threads}"
+        " --work {params.work:q} --out {output.result:q} > {log} 2>&1"
+
+
 # Measured training throughput: a torch DataLoader (0, 1, 2 … workers) over random patch time
 # series from every format on every storage, against the CPU bound of the bare loader.
 rule benchmark_train_feed:

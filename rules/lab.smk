@@ -17,6 +17,7 @@ import eolab.workflow
 STORAGE = config["storage"]
 S3CFG = STORAGE["s3"]
 LAB = config["benchmark"]["patch_load"]
+LAYOUT_SWEEP = config["benchmark"]["layout"]
 LAB_FORMATS = LAB["formats"]
 LAB_TILES = LAB["tiles"] or S2_TILES
 S3_ENDPOINT_CONFIGURED = bool(

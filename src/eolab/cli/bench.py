@@ -9,6 +9,7 @@ from eolab.cli import LazyGroup
 # name -> "module:attribute" of a click command; each stage adds its own line.
 BENCHMARKS: dict[str, str] = {
     "patch-load": "eolab.cli.stage:patch_load",
+    "layout": "eolab.cli.stage:bench_layout",
     "chips": "eolab.cli.chips:bench_chips",
     "download": "eolab.cli.download:bench_download",
     "convert": "eolab.cli.sentinel2:bench_convert",

@@ -456,6 +456,106 @@ def patch_load(
     click.echo(f"wrote {out}")
 
 
+@click.command("layout", short_help="Cube layouts: build each, time the same patches.")
+@click.option(
+    "--safe",
+    "manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Products manifest (JSON) of the tile-year's SAFE products.",
+)
+@click.option("--tile", required=True)
+@click.option("--year", type=int, required=True)
+@click.option(
+    "--layouts",
+    default=None,
+    help="Comma-separated layout names [default: the standard candidates, see docs/lab.md].",
+)
+@click.option("--repeats", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--patch-size", type=click.FloatRange(min=1), default=5100, show_default=True)
+@click.option("--align", type=click.FloatRange(min=1), default=60, show_default=True)
+@click.option(
+    "--drop-caches/--no-drop-caches",
+    default=True,
+    show_default=True,
+    help="Also time cold loads (page cache dropped before each; where root allows).",
+)
+@click.option(
+    "--shard-mb",
+    type=click.IntRange(1),
+    default=4096,
+    show_default=True,
+    help="Upper bound of one shard, uncompressed (MB): a shard is written whole, in memory.",
+)
+@click.option("--workers", type=int, default=None, help="Conversion threads [default: all CPUs].")
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the stores (local storage; removed after unless --keep).",
+)
+@click.option("--keep", is_flag=True, help="Keep the built stores.")
+@click.option(
+    "--convert-each",
+    is_flag=True,
+    help="Convert the SAFE products for every layout [default: once, for the first layout; "
+    "the others rewrite its data arrays].",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Result JSON.")
+def bench_layout(
+    manifest,
+    tile,
+    year,
+    layouts,
+    repeats,
+    seed,
+    patch_size,
+    align,
+    drop_caches,
+    shard_mb,
+    workers,
+    work,
+    keep,
+    convert_each,
+    out,
+) -> None:
+    """Build the tile-year's cube in every candidate layout and time random patches on each.
+
+    Reports per layout load time warm and cold, the two-thread decode bound, read
+    amplification, objects and bytes on disk, conversion time, and amplification and objects
+    per tile-year from chunk geometry at 190 full-size dates; ends with a recommendation."""
+    from eolab.core.atomic import write_json
+    from eolab.lab import layout
+    from eolab.sentinel2.products import product_paths
+
+    names = layouts.split(",") if layouts else layout.DEFAULT_LAYOUTS
+    names = [n.strip() for n in names if n.strip()]
+    for name in names:  # a typo fails before anything is built
+        layout.parse_layout(name)
+    doc = layout.sweep(
+        product_paths(manifest),
+        tile,
+        year,
+        work,
+        names,
+        repeats=repeats,
+        seed=seed,
+        patch_m=patch_size,
+        align_m=align,
+        drop_caches=drop_caches,
+        shard_bytes=shard_mb << 20,
+        workers=workers,
+        keep=keep,
+        echo=click.echo,
+        convert_each=convert_each,
+    )
+    doc["manifest"] = str(manifest)
+    write_json(out, doc)
+    click.echo(layout.format_report(doc))
+    click.echo(f"wrote {out}")
+
+
 @click.command("unzip-s3", short_help="Streamed unzip vs download + unzip.")
 @click.option(
     "--input",

@@ -9,6 +9,12 @@ The result keeps the reference's shape (``tile``, ``year``, ``results[storage][f
 ``durations``, ``band_group_shapes``, ``total_duration``, ``mean_durations``, ``std_durations``,
 ``stderr_durations``) and adds bytes read, MB/s, the patches, staging timings, ratios to the
 xarray/dask baseline measured in the same run, and the environment.
+
+Read amplification, per storage × format (Zarr formats; None for SAFE and COG): the mean bytes
+decoded per patch (chunks touched × chunk bytes, from the chunk geometry), bytes returned,
+``amplification`` = decoded / returned, and ``decode_bound_s``: the median over the patches of a
+two-thread Blosc decode of exactly the chunks the patch needs, read into memory first (the floor
+the layout sets for any reader; see :mod:`eolab.lab.amplification`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy as np
 from eolab.core.errors import EolabError, InputError
 from eolab.core.provenance import environment
 from eolab.core.s3 import S3Config, s3_access
-from eolab.lab import formats
+from eolab.lab import amplification, formats
 from eolab.lab.formats import BASELINE, SHARDED, ZARR, ZIP
 from eolab.lab.patchload import (
     GROUPS,
@@ -110,16 +116,44 @@ class Measurement:
     seconds: float
     nbytes: int | None
     shapes: dict[str, list[int]]
+    returned: int = 0
+    decoded: int | None = None
+    decode_bound: float | None = None
 
 
 def measure(loader: Loader, patch: Patch) -> tuple[Measurement, dict[str, np.ndarray]]:
-    """Time one load; count the bytes the loader read."""
+    """Time one load; count the bytes the loader read, decoded and returned."""
     mark = loader.bytes_mark()
     start = time.perf_counter()
     arrays = loader.load(patch)
     seconds = time.perf_counter() - start
     shapes = {g: list(a.shape) for g, a in arrays.items()}
-    return Measurement(seconds, loader.bytes_since(mark), shapes), arrays
+    returned = sum(a.nbytes for a in arrays.values())
+    m = Measurement(
+        seconds, loader.bytes_since(mark), shapes, returned, loader.bytes_decoded(patch)
+    )
+    return m, arrays
+
+
+def decode_bound(loader: Loader, patch: Patch) -> float | None:
+    """Seconds of a two-thread decode of exactly the chunks ``patch`` needs (read first, not
+    timed); None where the loader cannot name its chunks."""
+    blobs = loader.needed_chunks(patch)
+    return None if blobs is None else amplification.decode_seconds(blobs)
+
+
+def amplification_entry(ms: Sequence[Measurement]) -> dict[str, float | None]:
+    """Mean bytes decoded and returned per patch, their ratio, the median decode bound."""
+    decoded = [m.decoded for m in ms]
+    bounds = [m.decode_bound for m in ms if m.decode_bound is not None]
+    mean_decoded = None if None in decoded or not ms else float(np.mean(decoded))
+    mean_returned = float(np.mean([m.returned for m in ms])) if ms else None
+    return {
+        "bytes_decoded": mean_decoded,
+        "bytes_returned": mean_returned,
+        "amplification": amplification.ratio(mean_decoded, mean_returned),
+        "decode_bound_s": float(np.median(bounds)) if bounds else None,
+    }
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -362,6 +396,9 @@ def _measure_all(
             if rep > 0:
                 raw[storage, fmt].append(m)
             echo(f"{label}: {storage:8s} {fmt:13s} {m.seconds:8.3f} s")
+        if rep > 0:  # after the timed loads: reading the chunks warms the cache
+            for pair in order:
+                raw[pair][-1].decode_bound = decode_bound(loaders[pair], patch)
     results: dict[str, dict[str, Any]] = {}
     for (storage, fmt), ms in raw.items():
         durations = [m.seconds for m in ms]
@@ -376,6 +413,7 @@ def _measure_all(
             "mean_bytes_read": float(np.mean(known)) if known else None,
             "mb_per_s": (sum(known) / 1e6 / sum(durations)) if known and sum(durations) else None,
             "open_seconds": opened[storage][fmt],
+            **amplification_entry(ms),
         }
         results.setdefault(storage, {})[fmt] = entry
     objects = {fmt: len(ds.files) for fmt, ds in datasets.items()}
@@ -442,7 +480,7 @@ def format_report(doc: Mapping[str, Any]) -> str:
             mbps = f"{r['mb_per_s']:.1f} MB/s" if r.get("mb_per_s") else "n/a"
             lines.append(
                 f"  {storage:8s} {fmt:13s} mean {r['mean_durations']:.4f} s "
-                f"± {r['stderr_durations']:.4f}  {mbps}"
+                f"± {r['stderr_durations']:.4f}  {mbps}{_amplification_text(r)}"
             )
     for name, target in doc["targets"].items():
         vals = ", ".join(
@@ -453,7 +491,21 @@ def format_report(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _amplification_text(r: Mapping[str, Any]) -> str:
+    """``  decoded 309.0 MB / returned 17.4 MB = 17.8x, decode bound 0.064 s`` (or "")."""
+    if r.get("amplification") is None:
+        return ""
+    text = (
+        f"  decoded {r['bytes_decoded'] / 1e6:.1f} MB / returned "
+        f"{r['bytes_returned'] / 1e6:.1f} MB = {r['amplification']:.1f}x"
+    )
+    if r.get("decode_bound_s") is not None:
+        text += f", decode bound {r['decode_bound_s']:.4f} s"
+    return text
+
+
 _NUM = {"type": "number"}
+_NUM_OR_NULL = {"type": ["number", "null"]}
 _ENTRY = {
     "type": "object",
     "required": [
@@ -488,6 +540,10 @@ _ENTRY = {
         "bytes_method": {"enum": ["rchar", "gdal-network-stats", "store"]},
         "mb_per_s": {"type": ["number", "null"]},
         "open_seconds": _NUM,
+        "bytes_decoded": _NUM_OR_NULL,
+        "bytes_returned": _NUM_OR_NULL,
+        "amplification": _NUM_OR_NULL,
+        "decode_bound_s": _NUM_OR_NULL,
     },
 }
 #: JSON schema of the result document (the reference's keys plus eolab's additions).

@@ -36,6 +36,7 @@ from zarr.storage import WrapperStore
 
 from eolab.core.errors import ConfigError, InputError
 from eolab.lab import formats
+from eolab.lab.amplification import ChunkedArray, decoded_bytes
 from eolab.lab.region import Region
 from eolab.lab.staging import Dataset
 from eolab.sentinel2.listing import cog_items
@@ -227,6 +228,16 @@ class Loader:
 
     def close(self) -> None:
         pass
+
+    def bytes_decoded(self, patch: Patch, times: slice | None = None) -> int | None:
+        """Bytes of the chunks a load of ``patch`` decodes (None where the format's block
+        geometry is not known: SAFE, COG)."""
+        return None
+
+    def needed_chunks(self, patch: Patch, times: slice | None = None) -> list[bytes] | None:
+        """The compressed chunks a load of ``patch`` decodes, read into memory (None where not
+        known)."""
+        return None
 
     # byte accounting: local reads through rchar; S3 loaders override
     def bytes_mark(self) -> Any:
@@ -497,6 +508,9 @@ class ZarrLoader(Loader):
         self.concurrency = 64
         self.path = f"{tile}/{year}"
         self.describe = describe or str(store)
+        #: per group: geometry of ``data`` (inner chunks when sharded) and its chunk keys
+        self.arrays: dict[str, ChunkedArray] = {}
+        self._chunk_key: dict[str, Callable[[tuple[int, ...]], str]] = {}
 
     def open(self) -> ZarrLoader:
         import zarr
@@ -512,17 +526,43 @@ class ZarrLoader(Loader):
             self.grids[group] = Grid(
                 float(x[0]) - res / 2, float(y[0]) + res / 2, res, len(x), len(y)
             )
+            data = sub["data"]  # seen through ShardedAsChunks: inner chunks, inner codecs
+            self.arrays[group] = ChunkedArray(data.shape, data.chunks, data.dtype.itemsize)
+            self._chunk_key[group] = data.metadata.encode_chunk_key
         return self
+
+    def _selection(self, group: str, patch: Patch, times: slice | None) -> tuple[slice, ...]:
+        row, col, size = self.grids[group].window(patch)
+        return (times or slice(None), slice(None), slice(row, row + size), slice(col, col + size))
+
+    def bytes_decoded(self, patch: Patch, times: slice | None = None) -> int | None:
+        return sum(decoded_bytes(self.arrays[g], self._selection(g, patch, times)) for g in GROUPS)
+
+    def needed_chunks(self, patch: Patch, times: slice | None = None) -> list[bytes] | None:
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        from eolab.lab.amplification import touched_chunks
+
+        keys = [
+            f"{self.path}/{g}/data/{self._chunk_key[g](coords)}"
+            for g in GROUPS
+            for coords in touched_chunks(self.arrays[g], self._selection(g, patch, times))
+        ]
+
+        async def fetch() -> list[Any]:
+            proto = default_buffer_prototype()
+            return await asyncio.gather(*(self.store.get(k, proto) for k in keys))
+
+        # chunks never written (all fill value) are not decoded by any reader either
+        return [buf.to_bytes() for buf in sync(fetch()) if buf is not None]
 
     async def _load(self, patch: Patch, times: slice | None = None) -> dict[str, np.ndarray]:
         from zarr.api.asynchronous import open_array
 
         async def one(group: str) -> np.ndarray:
-            row, col, size = self.grids[group].window(patch)
             arr = await open_array(store=self.store, path=f"{self.path}/{group}/data", mode="r")
-            return await arr.getitem(
-                (times or slice(None), slice(None), slice(row, row + size), slice(col, col + size))
-            )
+            return await arr.getitem(self._selection(group, patch, times))
 
         arrays = await asyncio.gather(*(one(g) for g in GROUPS))
         return dict(zip(GROUPS, arrays, strict=True))

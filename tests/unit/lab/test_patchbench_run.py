@@ -88,8 +88,24 @@ def test_run_writes_the_result_document_with_ratios_and_counts(tiny, tmp_path):
     assert 0 < doc["data_objects"]["zarr"] < doc["objects"]["zarr"]
     assert doc["staging"]["copy_temp:zarr"]["objects"] == doc["objects"]["zarr"]
     assert not list((tmp_path / "temp").iterdir())  # the temp copies are gone
+    # amplification: returned = the arrays' bytes; decoded from chunk geometry (Zarr formats)
+    for storage, per_format in doc["results"].items():
+        for fmt, entry in per_format.items():
+            shapes = entry["band_group_shapes"].values()
+            assert entry["bytes_returned"] == sum(2 * np.prod(s) for s in shapes), (storage, fmt)
+            if fmt in ("safe", "cog"):
+                assert entry["bytes_decoded"] is None and entry["decode_bound_s"] is None
+                continue
+            assert entry["bytes_decoded"] >= entry["bytes_returned"]
+            assert entry["amplification"] == pytest.approx(
+                entry["bytes_decoded"] / entry["bytes_returned"]
+            )
+            assert entry["decode_bound_s"] > 0
+    zarr_entry = doc["results"]["network"]["zarr"]
+    assert doc["results"]["network"]["zarr-zip"]["bytes_decoded"] == zarr_entry["bytes_decoded"]
     report = format_report(doc)
     assert f"patch-load {TILE} {YEAR}: {DATES} dates, 2 repeats" in report
+    assert "decode bound" in report
     again = _run({"zarr": tiny["zarr"]}, tmp_path, storages=("network",), baseline=False)
     assert again["patches"] == doc["patches"]  # same seed, same tile: same patches
 
