@@ -51,7 +51,7 @@ rule benchmark_layout:
         benchmark_path("benchmark_layout", "{tile}_{year}")
     conda:
         CONDA_ENV
-    threads: workflow.cores
+    threads: S2CONV["threads"]  # the conversions' decoding threads
     params:
         manifest=lambda w: format_product("safe", w.tile, w.year),
         layouts=(

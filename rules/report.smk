@@ -98,6 +98,8 @@ rule report_sentinel2:
         ),
     log:
         log_path("report_sentinel2", "{tile}_{year}"),
+    benchmark:
+        benchmark_path("report_sentinel2", "{tile}_{year}")
     conda:
         CONDA_ENV
     params:
@@ -136,6 +138,8 @@ rule report_benv2:
         ),
     log:
         log_path("report_benv2"),
+    benchmark:
+        benchmark_path("report_benv2")
     conda:
         CONDA_ENV
     params:
@@ -163,6 +167,8 @@ rule report_chips:
         ),
     log:
         log_path("report_chips"),
+    benchmark:
+        benchmark_path("report_chips")
     conda:
         CONDA_ENV
     params:
@@ -191,6 +197,8 @@ rule report_provenance:
         ),
     log:
         log_path("report_provenance"),
+    benchmark:
+        benchmark_path("report_provenance")
     conda:
         CONDA_ENV
     params:
@@ -211,6 +219,8 @@ rule report_downloads:
         ),
     log:
         log_path("report_downloads"),
+    benchmark:
+        benchmark_path("report_downloads")
     conda:
         CONDA_ENV
     params:
@@ -237,6 +247,8 @@ rule report_intake:
         ),
     log:
         log_path("report_intake"),
+    benchmark:
+        benchmark_path("report_intake")
     conda:
         CONDA_ENV
     params:

@@ -23,12 +23,13 @@ pytestmark = pytest.mark.workflow
 
 #: Rules that run once per tile-year of sentinel2.tiles x years (source cdse).
 PER_TILE_YEAR = ("intake_cdse", "safe_to_cog", "safe_to_zarr", "safe_to_zarr_sharded",
-                 "zip_zarr", "chips_items", "chips_index")  # fmt: skip
+                 "zip_zarr", "chips_items", "chips_index", "report_sentinel2")  # fmt: skip
 #: Rules that run once per lab tile-year (benchmark.patch_load.tiles), and once per format.
 PER_LAB_TILE_YEAR = ("stage_zip_temp", "stage_unzip_temp", "stage_unzip_s3",
                      "benchmark_patch_load", "plot_file_sizes", "plot_patch_load")  # fmt: skip
 PER_LAB_FORMAT = ("stage_copy_temp", "stage_upload_s3", "stage_download_s3")
-ONCE = ("fixtures_benv2", "benv2_tiles", "chips_catalog", "chips_merge", "chips_prechip", "all")
+ONCE = ("fixtures_benv2", "benv2_tiles", "chips_catalog", "chips_merge", "chips_prechip",
+        "report_benv2", "report_chips", "report_provenance", "report_intake", "all")  # fmt: skip
 
 
 def finland_tiles(n: int = 77) -> list[str]:
@@ -105,7 +106,7 @@ def test_a_list_and_a_range_of_years_plan_every_stage_per_tile_year(tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
     single, two = job_stats(one), job_stats(listed)
     assert job_stats(ranged) == two
-    once = {"fixtures_benv2", "benv2_tiles", "chips_catalog", "chips_merge", "chips_prechip", "all"}
+    once = set(ONCE)
     assert set(single) == set(two)
     for rule, count in single.items():
         assert two[rule] == (count if rule in once else 2 * count), rule
@@ -132,7 +133,7 @@ def test_77_tiles_by_10_years_dry_run_plans_every_tile_year(tmp_path):
     assert stats == expected
     total = sum(expected.values())
     print(f"77 tiles x 10 years: {total} jobs planned in {seconds:.1f} s")
-    assert total == 5606
+    assert total == 6380  # 5606 before the report's sections (770 + 4 report jobs)
 
 
 def test_a_bucket_over_the_object_quota_stops_the_plan_with_one_line(tmp_path):
