@@ -98,6 +98,10 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+#: How DataLoader workers start (see `data_loader`).
+WORKER_START = "forkserver"
+
+
 def data_loader(
     dataset: Sequence[Any],
     *,
@@ -111,7 +115,14 @@ def data_loader(
     **kwargs: Any,
 ) -> tuple[DataLoader, EpochSampler]:
     """A DataLoader over ``dataset`` with an :class:`EpochSampler` and :func:`collate`; returns
-    both (call ``sampler.set_epoch`` each epoch). ``kwargs`` go to the DataLoader."""
+    both (call ``sampler.set_epoch`` each epoch). ``kwargs`` go to the DataLoader.
+
+    Worker processes start from a ``forkserver`` unless ``multiprocessing_context`` says
+    otherwise: forking the training process itself copies locks that its threads (GDAL's,
+    jemalloc's background thread, Blosc's) may hold at that instant, and a worker then waits on
+    them forever (seen: a COG DataLoader with 1 worker after reads in the parent)."""
+    if num_workers > 0:
+        kwargs.setdefault("multiprocessing_context", WORKER_START)
     sampler = EpochSampler(
         dataset,
         seed=seed,

@@ -128,3 +128,13 @@ def test_benv2_same_recipe_labels_refmaps_countries(benv2_store):
         Benv2Dataset(benv2_store, "train", countries=["Atlantis"])
     with pytest.raises(InputError, match="no BigEarthNet v2 store"):
         Benv2Dataset(benv2_store, "nosuchsplit")
+
+
+def test_workers_start_from_a_forkserver_unless_told_otherwise(series):
+    """Forking a threaded training process can copy a held lock into the worker (a hang)."""
+    loader, _ = data_loader(series, batch_size=2, num_workers=1)
+    assert loader.multiprocessing_context.get_start_method() == "forkserver"
+    forked, _ = data_loader(series, batch_size=2, num_workers=1, multiprocessing_context="fork")
+    assert forked.multiprocessing_context.get_start_method() == "fork"
+    in_process, _ = data_loader(series, batch_size=2)
+    assert in_process.multiprocessing_context is None
