@@ -7,6 +7,7 @@ Subcommands are registered by dotted path in ``COMMANDS`` and imported only when
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sqlite3
 import sys
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the last resort: one line, never a bare traceback
         if debugging():
             traceback.print_exc()
+        else:
+            # tasks still pending in an event loop (zarr's writes) fail from the same cause and
+            # asyncio would log each with its traceback at exit: the line below says it all
+            logging.getLogger("asyncio").disabled = True
         click.echo(error_line(exc), err=True)
         known = as_eolab_error(exc)
         sys.exit(known.exit_code if known is not None else 1)

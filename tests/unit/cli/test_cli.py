@@ -47,6 +47,26 @@ def test_eolab_error_is_one_clear_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_background_tasks_failing_from_the_same_error_stay_quiet(tmp_path):
+    """A write task still pending in an event loop (zarr's) fails too; asyncio would log it with
+    a traceback at exit ("Future exception was never retrieved")."""
+    code = (
+        "import asyncio, errno\n"
+        "from eolab.cli import main, cli\n"
+        "@cli.command('boom')\n"
+        "def boom():\n"
+        "    loop = asyncio.new_event_loop()\n"
+        "    fut = loop.create_future()\n"
+        "    fut.set_exception(FileExistsError(17, 'File exists'))\n"
+        f"    raise OSError(errno.ENOSPC, 'No space left on device', '{tmp_path}/s.zarr')\n"
+        "main(['boom'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert proc.stderr.count("eolab: error: ") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
 @pytest.mark.parametrize(
     ("sides", "message"),
     [
