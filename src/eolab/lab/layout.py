@@ -240,13 +240,17 @@ def build(
     spec = layout.spec(dates, shard_bytes, tile_px(safe_paths[0]))
     start = time.perf_counter()
     datacube.to_zarr(store, safe_paths, spec, workers=workers, progress=False)
-    seconds = time.perf_counter() - start
+    return _built(spec, time.perf_counter() - start, "safe", store)
+
+
+def _built(spec: Any, seconds: float, converted_from: str, store: Path) -> dict[str, Any]:
+    """A built layout's figures: its chunks, shards and codec, build seconds, disk figures."""
     return {
         "chunks": {g: list(v) for g, v in spec.chunks.items()},
         "shards": {g: list(v) for g, v in spec.shards.items()} if spec.shards else None,
         "compressor": dict(spec.compressor),
         "conversion_s": seconds,
-        "converted_from": "safe",
+        "converted_from": converted_from,
         **store_stats(store),
     }
 
@@ -295,15 +299,7 @@ def rewrite(
             )
             new[...] = old[...]
     datacube.consolidate(store)
-    seconds = time.perf_counter() - start
-    return {
-        "chunks": {g: list(v) for g, v in spec.chunks.items()},
-        "shards": {g: list(v) for g, v in spec.shards.items()} if spec.shards else None,
-        "compressor": dict(spec.compressor),
-        "conversion_s": seconds,
-        "converted_from": "store",
-        **store_stats(store),
-    }
+    return _built(spec, time.perf_counter() - start, "store", store)
 
 
 # --- the sweep -------------------------------------------------------------------------------
