@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from conftest import EOLAB, cube_contents, run, run_killed, same_contents, timed
+from fault_util import EOLAB, cube_contents, run, run_killed, same_contents, timed
 
 from eolab.benv2.writers import read_npz
 from eolab.fixtures.benv2 import generate

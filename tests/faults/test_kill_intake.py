@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EOLAB, run, run_killed, timed
+from fault_util import EOLAB, run, run_killed, timed
 
 from eolab.fixtures.s3server import LOCAL_KEY_ID, LOCAL_SECRET, free_port
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from conftest import EOLAB, cube_contents, run, run_killed, same_contents, timed
+from fault_util import EOLAB, cube_contents, run, run_killed, same_contents, timed
 
 from eolab.sentinel2 import datacube
 from eolab.sentinel2.products import product_paths

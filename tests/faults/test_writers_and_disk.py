@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EOLAB, cube_contents, one_clear_line, run, same_contents
+from fault_util import EOLAB, cube_contents, one_clear_line, run, same_contents
 from test_kill_sentinel2 import cog_contents, to_cog, to_zarr
 
 from eolab.core.lock import lock_path_for

@@ -57,16 +57,8 @@ def _write_meta(path: Path, schema, rows) -> Path:
 
 
 def _opts(root: Path, meta: Path, out: Path, **kw) -> TilesOptions:
-    return TilesOptions(
-        s2_root=root / "BigEarthNet-S2",
-        s1_root=root / "BigEarthNet-S1",
-        out_dir=out,
-        metadata=meta,
-        workers=1,
-        progress=False,
-        store=False,
-        **kw,
-    )
+    kw = {"refmap_root": None, "workers": 1, "progress": False, "store": False, **kw}
+    return TilesOptions.for_root(root, out, metadata=meta, **kw)
 
 
 def test_both_readers_agree_on_every_real_raster(real):

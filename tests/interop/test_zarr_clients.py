@@ -140,16 +140,15 @@ print(json.dumps(meta))
 """
 
 
-@pytest.mark.parametrize("layout", ["plain", "sharded"])
-def test_newer_gdal_in_its_own_venv_reads_the_cube(s2_outputs, layout, tmp_path):
-    """GDAL 3.12 (rasterio 1.5, which needs Python >= 3.12) in ``.venv-gdal``: every time and
-    band of the 60 m group equal to the JP2s, CRS and transform from the store's attributes."""
+def gdal_venv_read(name: str, tmp_path: Path) -> tuple[dict, np.ndarray]:
+    """Open ``name`` with the GDAL of ``.venv-gdal``: its metadata and every band (GDAL makes one
+    band per (time, band) of a 4-D array). Skips, saying why, without that venv or when that GDAL
+    cannot read the store."""
     import subprocess
 
     if not GDAL_VENV_PYTHON.exists():
         pytest.skip(f"{GDAL_VENV_PYTHON} missing: `make gdal-venv` (needs Python >= 3.12)")
-    store = cubes(s2_outputs)[layout]
-    name, npy = f'ZARR:"{store}":/{TILE}/{YEAR}/60m/data', tmp_path / "bands.npy"
+    npy = tmp_path / "bands.npy"
     out = subprocess.run(
         [str(GDAL_VENV_PYTHON), "-c", GDAL_READ, name, str(npy)],
         capture_output=True, text=True, check=True,
@@ -157,11 +156,19 @@ def test_newer_gdal_in_its_own_venv_reads_the_cube(s2_outputs, layout, tmp_path)
     meta = json.loads(out.stdout)
     if "error" in meta:
         pytest.skip(f"GDAL {meta['gdal']} (.venv-gdal) cannot read it: {meta['error']}")
+    return meta, np.load(npy)
+
+
+@pytest.mark.parametrize("layout", ["plain", "sharded"])
+def test_newer_gdal_in_its_own_venv_reads_the_cube(s2_outputs, layout, tmp_path):
+    """GDAL 3.12 (rasterio 1.5, which needs Python >= 3.12) in ``.venv-gdal``: every time and
+    band of the 60 m group equal to the JP2s, CRS and transform from the store's attributes."""
+    store = cubes(s2_outputs)[layout]
+    meta, bands = gdal_venv_read(f'ZARR:"{store}":/{TILE}/{YEAR}/60m/data', tmp_path)
     prods = products(s2_outputs)
     geo = prods[0].geoposition("60m")
     assert meta["epsg"] == prods[0].epsg
     assert meta["transform"] == pytest.approx(list(geo.transform)[:6])
-    bands = np.load(npy)  # GDAL makes one band per (time, band) of the 4-D array
     names = safe.BAND_GROUPS["60m"]
     assert bands.shape[0] == len(prods) * len(names)
     for t, product in enumerate(prods):
@@ -193,22 +200,11 @@ def test_zipped_cube_in_xarray_and_tensorstore(s2_outputs):
 
 
 def test_newer_gdal_reads_the_zipped_cube_through_vsizip(s2_outputs, tmp_path):
-    if not GDAL_VENV_PYTHON.exists():
-        pytest.skip(f"{GDAL_VENV_PYTHON} missing: `make gdal-venv` (needs Python >= 3.12)")
-    import subprocess
-
     name = f'ZARR:"/vsizip/{s2_outputs.cube_zip}":/{TILE}/{YEAR}/60m/data'
-    npy = tmp_path / "bands.npy"
-    out = subprocess.run(
-        [str(GDAL_VENV_PYTHON), "-c", GDAL_READ, name, str(npy)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    meta = json.loads(out.stdout)
-    if "error" in meta:
-        pytest.skip(f"GDAL {meta['gdal']} (.venv-gdal) cannot read it: {meta['error']}")
+    meta, bands = gdal_venv_read(name, tmp_path)
     prods = products(s2_outputs)
     assert meta["epsg"] == prods[0].epsg
-    bands, names = np.load(npy), safe.BAND_GROUPS["60m"]
+    names = safe.BAND_GROUPS["60m"]
     for t, product in enumerate(prods):
         for b, band in enumerate(names):
             np.testing.assert_array_equal(bands[t * len(names) + b], jp2(product, band))

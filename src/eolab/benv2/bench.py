@@ -305,16 +305,7 @@ def run_benchmark(
         write_json(marker, wanted)
 
     def options(out: Path, root: Path = fixture, **kw: Any) -> TilesOptions:
-        return TilesOptions(
-            s2_root=root / names.S2_DIR,
-            s1_root=root / names.S1_DIR,
-            out_dir=out,
-            metadata=root / names.METADATA,
-            refmap_root=root / names.REFMAP_DIR,
-            workers=workers,
-            progress=False,
-            **kw,
-        )
+        return TilesOptions.for_root(root, out, workers=workers, progress=False, **kw)
 
     rows = plan(options(workdir / "out"))
     runs = []

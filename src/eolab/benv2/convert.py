@@ -96,6 +96,19 @@ class TilesOptions:
     progress: bool = True
     limit: int | None = None
 
+    @classmethod
+    def for_root(cls, root: Path, out_dir: Path, **kw: Any) -> TilesOptions:
+        """Options for a download laid out as distributed: ``root`` holds BigEarthNet-S2,
+        BigEarthNet-S1, metadata.parquet and Reference_Maps (``kw`` overrides any of them)."""
+        root = Path(root)
+        paths = {
+            "s2_root": root / names.S2_DIR,
+            "s1_root": root / names.S1_DIR,
+            "metadata": root / names.METADATA,
+            "refmap_root": root / names.REFMAP_DIR,
+        }
+        return cls(out_dir=Path(out_dir), **{**paths, **kw})
+
     @property
     def reads_back(self) -> bool:
         return self.delete_sources if self.read_back is None else self.read_back

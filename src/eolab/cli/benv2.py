@@ -250,13 +250,13 @@ def tiles(
     Writes OUT_DIR/summary.json and one JSON line per patch to OUT_DIR/log.jsonl.
     """
     from eolab.benv2.convert import TilesOptions, convert, raise_for_failures
-    from eolab.benv2.names import REFMAP_DIR, S1_DIR, S2_DIR, expand_bands
+    from eolab.benv2.names import METADATA, REFMAP_DIR, S1_DIR, S2_DIR, expand_bands
     from eolab.core.errors import ConfigError
 
     if root is not None:
         s2_root = s2_root or root / S2_DIR
         s1_root = s1_root or root / S1_DIR
-        metadata = metadata or root / "metadata.parquet"
+        metadata = metadata or root / METADATA
         reference_maps = reference_maps or root / REFMAP_DIR
     missing = [
         n

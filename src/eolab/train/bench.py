@@ -245,6 +245,7 @@ def run(
                     f"{storage:8s} {fmt:13s} workers {n}: {m['samples_per_s']:8.2f} samples/s "
                     f"{m['mb_per_s']:8.1f} MB/s, first batch {m['time_to_first_batch_s']:.3f} s"
                 )
+            entry["summary"] = summarise(entry)
             results.setdefault(storage, {})[fmt] = entry
     return {
         "schema_version": SCHEMA_VERSION,
@@ -269,6 +270,37 @@ def run(
         ),
         "environment": _environment(),
     }
+
+
+def summarise(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures the lab's targets are read from, for one storage × format.
+
+    ``best_workers`` / ``best_ratio_to_cpu_bound``: the worker count with the most samples/s and
+    its share of the CPU bound; ``loader0_over_bare``: the DataLoader's seconds per sample at 0
+    workers over the bare loader's (the dataset layer's overhead; None without a 0-worker run);
+    ``first_batch_s``: the fastest time to the first batch over the worker counts.
+    """
+    runs = entry["dataloader"]
+    best = max(runs, key=lambda m: m["samples_per_s"])
+    serial = next((m for m in runs if m["workers"] == 0), None)
+    bare_wall = entry["bare"]["wall_s_per_sample"]
+    return {
+        "best_workers": best["workers"],
+        "best_samples_per_s": best["samples_per_s"],
+        "best_ratio_to_cpu_bound": best["ratio_to_cpu_bound"],
+        "loader0_over_bare": (1 / serial["samples_per_s"]) / bare_wall if serial else None,
+        "first_batch_s": min(m["time_to_first_batch_s"] for m in runs),
+    }
+
+
+def _summary_line(summary: Mapping[str, Any]) -> str:
+    ratio, over = summary["best_ratio_to_cpu_bound"], summary["loader0_over_bare"]
+    return (
+        f"best: {summary['best_workers']} workers "
+        f"({'n/a' if ratio is None else f'{ratio:.2f}'} of CPU bound); DataLoader at 0 workers "
+        f"{'n/a' if over is None else f'{over:.2f}'}x bare; first batch "
+        f"{summary['first_batch_s']:.3f} s"
+    )
 
 
 def _environment() -> dict[str, Any]:
@@ -324,4 +356,5 @@ def format_report(doc: Mapping[str, Any]) -> str:
                     if ratio is not None
                     else f"    workers {m['workers']}: {m['samples_per_s']:8.2f} samples/s"
                 )
+            lines.append("    " + _summary_line(entry.get("summary") or summarise(entry)))
     return "\n".join(lines)

@@ -20,16 +20,7 @@ SPLITS = ("train", "validation", "test")
 
 
 def _opts(root: Path, out: Path, **kw) -> TilesOptions:
-    return TilesOptions(
-        s2_root=root / "BigEarthNet-S2",
-        s1_root=root / "BigEarthNet-S1",
-        out_dir=out,
-        metadata=root / "metadata.parquet",
-        refmap_root=root / "Reference_Maps",
-        workers=2,
-        progress=False,
-        **kw,
-    )
+    return TilesOptions.for_root(root, out, workers=2, progress=False, **kw)
 
 
 def _stores(out: Path) -> dict[str, Path]:

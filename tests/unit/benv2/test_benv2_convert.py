@@ -32,18 +32,9 @@ from eolab.core.errors import ConfigError, DiskSpaceError
 
 
 def _opts(root: Path, out: Path, **kw) -> TilesOptions:
-    base = dict(
-        s2_root=root / "BigEarthNet-S2",
-        s1_root=root / "BigEarthNet-S1",
-        out_dir=out,
-        metadata=root / "metadata.parquet",
-        refmap_root=root / "Reference_Maps",
-        workers=2,
-        progress=False,
-        shard_patches=4,
+    return TilesOptions.for_root(
+        root, out, **{"workers": 2, "progress": False, "shard_patches": 4, **kw}
     )
-    base.update(kw)
-    return TilesOptions(**base)
 
 
 @pytest.fixture()

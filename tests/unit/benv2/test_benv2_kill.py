@@ -76,16 +76,7 @@ def test_kill_9_anywhere_then_rerun_loses_nothing(tmp_path):
     meta = pq.read_table(pristine / "metadata.parquet").to_pandas()
     ref = tmp_path / "reference"
     common = dict(workers=2, progress=False, store=False)
-    convert(
-        TilesOptions(
-            s2_root=pristine / "BigEarthNet-S2",
-            s1_root=pristine / "BigEarthNet-S1",
-            out_dir=ref,
-            metadata=pristine / "metadata.parquet",
-            refmap_root=pristine / "Reference_Maps",
-            **common,
-        )
-    )
+    convert(TilesOptions.for_root(pristine, ref, **common))
     src = Path(shutil.copytree(pristine, tmp_path / "src"))
     out = tmp_path / "out"
     cmd = [

@@ -22,16 +22,5 @@ def benv2_store(benv2_root, tmp_path_factory):
     from eolab.benv2.convert import TilesOptions, convert
 
     out = tmp_path_factory.mktemp("benv2-train")
-    convert(
-        TilesOptions(
-            s2_root=benv2_root / "BigEarthNet-S2",
-            s1_root=benv2_root / "BigEarthNet-S1",
-            out_dir=out,
-            metadata=benv2_root / "metadata.parquet",
-            refmap_root=benv2_root / "Reference_Maps",
-            workers=2,
-            progress=False,
-            shard_patches=4,
-        )
-    )
+    convert(TilesOptions.for_root(benv2_root, out, workers=2, progress=False, shard_patches=4))
     return out

@@ -50,7 +50,17 @@ def test_train_feed_writes_measured_throughput(ty2024, tmp_path):
                 assert m["ratio_to_cpu_bound"] == pytest.approx(
                     m["samples_per_s"] / bare["cpu_bound_samples_per_s"]
                 )
-    assert "ratio to CPU bound" in result.output
+            summary, (serial, one) = entry["summary"], entry["dataloader"]
+            best = serial if serial["samples_per_s"] >= one["samples_per_s"] else one
+            assert summary["best_workers"] == best["workers"]
+            assert summary["best_ratio_to_cpu_bound"] == best["ratio_to_cpu_bound"]
+            assert summary["loader0_over_bare"] == pytest.approx(
+                1 / serial["samples_per_s"] / bare["wall_s_per_sample"]
+            )
+            assert summary["first_batch_s"] == min(
+                serial["time_to_first_batch_s"], one["time_to_first_batch_s"]
+            )
+    assert "ratio to CPU bound" in result.output and "x bare; first batch" in result.output
 
 
 def test_train_feed_refuses_bad_input(ty2024, tmp_path):
