@@ -43,6 +43,8 @@ def recover_and_compare(cmd: list[str], store: Path, want: dict, tally) -> None:
     assert "Traceback" not in rerun.stderr
     assert datacube.unfinished(store) == ""
     assert not datacube.staging_dir(store).exists(), "staging files left behind"
+    assert not list(store.rglob("*.partial")), "temporary files of atomic writes left behind"
+    assert "not recognized as a component" not in rerun.stderr
     same = same_contents(cube_contents(store), want)
     tally["recovered"] += same
     tally["lost"] += not same

@@ -607,6 +607,17 @@ def _remove_partials(folder: Path) -> None:
         f.unlink(missing_ok=True)
 
 
+def _remove_metadata_partials(store: Path) -> None:
+    """Drop the temporary files of zarr's atomic metadata writes (``zarr.<uuid>.partial``) that a
+    kill left in group and array folders: zarr warns about them on every listing. Chunk folders
+    (``c``) are not walked (a store can hold millions of chunks); ``repair`` handles those."""
+    for folder, dirs, files in os.walk(store):
+        dirs[:] = [d for d in dirs if d != "c"]
+        for name in files:
+            if name.endswith(".partial"):
+                (Path(folder) / name).unlink(missing_ok=True)
+
+
 # --- creating a group --------------------------------------------------------------------------
 def _geotransform(geo: safe.Geoposition) -> str:
     """GDAL GeoTransform string (corner of the upper-left pixel)."""
@@ -988,6 +999,7 @@ def _to_zarr_locked(
 ) -> dict[str, Any]:
     staging = staging_dir(store, scratch or None).resolve()
     created = not (store / "zarr.json").is_file()
+    _remove_metadata_partials(store)
     root = _open_root(store)
     summary: dict[str, Any] = {"store": str(store), "groups": {}, "decoded": 0, "duplicates": []}
     changed = created

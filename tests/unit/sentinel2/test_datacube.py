@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,25 @@ def test_rerun_is_idempotent_and_writes_nothing(built, s2_products):
     summary = datacube.to_zarr(store, product_paths(s2_products), spec, progress=False)
     assert summary["changed"] is False and summary["decoded"] == 0
     assert snapshot(store) == before
+
+
+def test_a_rerun_drops_metadata_partials_a_kill_left(built, s2_products, tmp_path):
+    """zarr's atomic metadata write leaves ``zarr.<uuid>.partial`` when killed; zarr then warns
+    on every listing of that group. The next run removes them (and nothing else)."""
+    store = Path(shutil.copytree(built[0], tmp_path / "cube.zarr"))
+    group = store / "35VLH" / "2024" / "20m"
+    litter = [group / "zarr.0123abcd.partial", group / "data" / "zarr.4567ef.partial"]
+    for path in litter:
+        path.write_text("{")
+    before = {k: v for k, v in snapshot(store).items() if not k.endswith(".partial")}
+    with pytest.warns(UserWarning, match="not recognized as a component"):
+        dict(zarr.open_group(group, mode="r").members())
+    datacube.to_zarr(store, product_paths(s2_products), built[1], progress=False)
+    assert not any(path.exists() for path in litter)
+    assert snapshot(store) == before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dict(zarr.open_group(group, mode="r").members())
 
 
 def test_appending_an_earlier_date_keeps_time_sorted(tmp_path, s2_products):
