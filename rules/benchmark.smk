@@ -92,6 +92,7 @@ rule benchmark_train_feed:
     params:
         flags=train_feed_flags,
         storages=",".join(FEED["storages"]),
+        skip=f"--skip {','.join(FEED['skip'])}" if FEED["skip"] else "",
         samples=FEED["samples"],
         warmup=FEED["warmup"],
         batch=FEED["batch_size"],
@@ -103,7 +104,8 @@ rule benchmark_train_feed:
         s3_log=log_path("benchmark_train_feed", "{tile}_{year}.s3server"),
     shell:
         "eolab bench train-feed {params.flags} --tile {wildcards.tile}"
-        " --year {wildcards.year} --storages {params.storages} --samples {params.samples}"
+        " --year {wildcards.year} --storages {params.storages} {params.skip}"
+        " --samples {params.samples}"
         " --warmup {params.warmup} --batch-size {params.batch}"
         " --loader-workers {params.workers} --seed {params.seed}"
         " --patch-size {params.size} --align {params.align} --s3-log {params.s3_log:q}"

@@ -43,6 +43,11 @@ def _ints(text: str) -> list[int]:
     ),
 )
 @click.option(
+    "--skip",
+    default="",
+    help="Comma-separated storage:format pairs to leave out, e.g. s3:zarr-zip.",
+)
+@click.option(
     "--samples",
     type=click.IntRange(1),
     default=32,
@@ -74,6 +79,7 @@ def train_feed(
     tile,
     year,
     storages,
+    skip,
     samples,
     warmup,
     batch_size,
@@ -93,6 +99,7 @@ def train_feed(
     datasets = given_datasets(kw, FEED_FORMATS)
     chosen = [s.strip() for s in storages.split(",") if s.strip()]
     temp, s3 = resolve_storage(kw)
+    reads_s3 = bool({"s3", "s3-temp"} & set(chosen))  # s3-temp downloads from S3 too
     doc = run(
         datasets,
         tile,
@@ -106,12 +113,13 @@ def train_feed(
         patch_m=patch_size,
         align_m=align,
         temp_root=temp,
-        s3_config=s3 if "s3" in chosen else None,
+        s3_config=s3 if reads_s3 else None,
         s3_log=kw["s3_log"],
         copies=kw["workers"],
+        skip=[p.strip() for p in skip.split(",") if p.strip()],
         echo=click.echo,
     )
-    if "s3" in chosen:
+    if reads_s3:
         doc["s3"] = describe_s3(s3)
     write_json(out, doc)
     click.echo(format_report(doc))

@@ -37,6 +37,7 @@ import numpy as np
 from eolab.core.errors import InputError
 from eolab.core.provenance import environment
 from eolab.core.s3 import S3Config, s3_access
+from eolab.lab.patchbench import plan
 from eolab.lab.patchload import DEFAULT_ALIGN_M, DEFAULT_PATCH_M
 from eolab.lab.staging import (
     Dataset,
@@ -141,29 +142,31 @@ def _sources(
     datasets: Mapping[str, Dataset],
     tile: str,
     year: int,
-    storages: Sequence[str],
     temp_root: Path | None,
     s3_config: S3Config | None,
     s3_log: Path | None,
     copies: int,
+    pairs: set[tuple[str, str]],
 ) -> Iterator[tuple[dict[tuple[str, str], CubeSource], dict[str, Any]]]:
-    """A CubeSource per (storage, format): in place, a temp copy, or an S3 upload (timed)."""
+    """A CubeSource per (storage, format) of ``pairs``: in place, a temp copy, or an S3 upload
+    (timed)."""
     staging: dict[str, Any] = {}
     sources: dict[tuple[str, str], CubeSource] = {}
+    storages = {s for s, _ in pairs}
     with contextlib.ExitStack() as stack:
         for fmt, ds in datasets.items():
-            if "network" in storages:
+            if ("network", fmt) in pairs:
                 sources["network", fmt] = CubeSource(fmt, {(tile, year): str(ds.entry_path)})
-        if {"temp", "s3-temp", "unzip-temp"} & set(storages):
+        if {"temp", "s3-temp", "unzip-temp"} & storages:
             if temp_root is None:
                 raise InputError("storage temp: no temp folder given")
             area = stack.enter_context(scratch_area(temp_root))
-        if "temp" in storages:
-            for fmt, ds in datasets.items():
+        for fmt, ds in datasets.items():
+            if ("temp", fmt) in pairs:
                 copy, timing = copy_dataset(ds, area / "temp" / fmt, copies)
                 staging[f"copy_temp:{fmt}"] = timing.to_json()
                 sources["temp", fmt] = CubeSource(fmt, {(tile, year): str(copy.entry_path)})
-        if "unzip-temp" in storages and "zarr-zip" in datasets:
+        if ("unzip-temp", "zarr-zip") in pairs:
             zipped, copied = copy_dataset(datasets["zarr-zip"], area / "unzip" / "zip", copies)
             name = zipped.entry.removesuffix(".zip")
             plain, unzipped = unzip_store(zipped, area / "unzip" / "store" / name, copies)
@@ -171,19 +174,21 @@ def _sources(
             sources["unzip-temp", "zarr-zip"] = CubeSource(
                 "zarr", {(tile, year): str(plain.entry_path)}
             )
-        if {"s3", "s3-temp"} & set(storages):
+        if {"s3", "s3-temp"} & storages:
             if s3_config is None:
                 raise InputError("storage s3: no S3 configuration given")
             access = stack.enter_context(s3_access(s3_config, s3_log))
             client = access.client(s3_connections(copies))
             for fmt, ds in datasets.items():
+                if not {("s3", fmt), ("s3-temp", fmt)} & pairs:
+                    continue
                 prefix = s3_config.key(fmt)
                 timing = ensure_uploaded(ds, client, access.bucket, prefix, copies)
                 staging[f"upload_s3:{fmt}"] = timing.to_json() if timing else "already uploaded"
                 key = f"{prefix}/{ds.entry}" if prefix else ds.entry
-                if "s3" in storages:
+                if ("s3", fmt) in pairs:
                     sources["s3", fmt] = CubeSource(fmt, {(tile, year): key}, s3=access)
-                if "s3-temp" in storages:
+                if ("s3-temp", fmt) in pairs:
                     dest = area / "s3-temp" / fmt
                     local, fetched = download_dataset(
                         ds, client, access.bucket, prefix, dest, copies
@@ -210,17 +215,23 @@ def run(
     s3_config: S3Config | None = None,
     s3_log: Path | None = None,
     copies: int = 8,
+    skip: Sequence[str] = (),
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the benchmark (module docstring) and return the result document."""
+    """Run the benchmark (module docstring) and return the result document. ``skip`` leaves out
+    storage:format pairs ("s3:zarr-zip", ...); nothing is staged for a pair left out."""
     unknown = sorted(set(datasets) - set(FORMATS)) + sorted(set(storages) - set(STORAGES))
     if unknown or not datasets or not storages:
         raise InputError(f"train-feed: unknown or missing formats/storages {unknown}")
     if samples < 1 or batch_size < 1 or warmup < 0:
         raise InputError("train-feed: samples and batch size >= 1, warm-up >= 0")
+    pairs = set(plan(list(datasets), storages, skip, baseline=False))
+    pairs -= {("unzip-temp", f) for f in datasets if f != "zarr-zip"}  # unzip: zarr-zip only
+    if not pairs:
+        raise InputError("train-feed: nothing to measure (unzip-temp reads zarr-zip only)")
     total = warmup * batch_size + samples
     results: dict[str, dict[str, Any]] = {}
-    with _sources(datasets, tile, year, storages, temp_root, s3_config, s3_log, copies) as (
+    with _sources(datasets, tile, year, temp_root, s3_config, s3_log, copies, pairs) as (
         sources,
         staging,
     ):
@@ -263,6 +274,7 @@ def run(
         "cores": cores(),
         "storages": list(storages),
         "formats": list(datasets),
+        "skipped": sorted(skip),
         "results": results,
         "staging": staging,
         "storage_devices": storage_devices(

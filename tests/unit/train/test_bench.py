@@ -14,6 +14,7 @@ def test_train_feed_writes_measured_throughput(ty2024, tmp_path):
     e = ty2024.entries
     args = ["bench", "train-feed", "--zarr-zip", str(e["zarr-zip"]), "--cog", str(e["cog"])]
     args += ["--tile", "35VLH", "--year", "2024", "--storages", "network,temp,unzip-temp"]
+    args += ["--skip", "temp:cog"]
     args += ["--samples", "4", "--warmup", "1", "--batch-size", "2", "--loader-workers", "0,1"]
     args += ["--patch-size", "600", "--temp-dir", str(tmp_path / "temp"), "--out", str(out)]
     result = CliRunner().invoke(cli, args)
@@ -21,7 +22,8 @@ def test_train_feed_writes_measured_throughput(ty2024, tmp_path):
     doc = json.loads(out.read_text())
     assert set(doc["results"]) == {"network", "temp", "unzip-temp"}
     assert doc["storage_devices"]["unzip-temp"] == mount_of(tmp_path / "temp")
-    assert set(doc["results"]["temp"]) == {"zarr-zip", "cog"}
+    assert set(doc["results"]["temp"]) == {"zarr-zip"} and doc["skipped"] == ["temp:cog"]
+    assert set(doc["results"]["network"]) == {"zarr-zip", "cog"}
     unzipped = doc["results"]["unzip-temp"]
     assert set(unzipped) == {"zarr-zip"}  # staged: zip copied to temp, unzipped, then read
     copied, extracted = doc["staging"]["unzip_temp:zarr-zip"]
@@ -35,7 +37,7 @@ def test_train_feed_writes_measured_throughput(ty2024, tmp_path):
         )
     assert len(doc["patches"]) == 1 * 2 + 4 and doc["patch_size_m"] == 600
     assert doc["environment"]["versions"]["torch"].startswith("2.13.0")
-    assert "copy_temp:cog" in doc["staging"]
+    assert "copy_temp:zarr-zip" in doc["staging"] and "copy_temp:cog" not in doc["staging"]
     for per_format in doc["results"].values():
         for entry in per_format.values():
             bare = entry["bare"]
@@ -79,5 +81,7 @@ def test_train_feed_refuses_bad_input(ty2024, tmp_path):
     zipped = ["--zarr-zip", str(ty2024.entries["zarr-zip"])]
     result = CliRunner().invoke(cli, [*base, *zipped, "--loader-workers", "0,x"])
     assert result.exit_code != 0 and "comma-separated integers" in result.output
+    result = CliRunner().invoke(cli, [*base, *zipped, "--skip", "s3:cog"])
+    assert result.exit_code != 0 and "no measured storage:format" in str(result.exception)
     result = CliRunner().invoke(cli, [*base, *zipped, "--storages", "tape"])
     assert result.exit_code != 0 and "tape" in str(result.output) + str(result.exception)

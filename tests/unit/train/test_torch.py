@@ -138,3 +138,37 @@ def test_workers_start_from_a_forkserver_unless_told_otherwise(series):
     assert forked.multiprocessing_context.get_start_method() == "fork"
     in_process, _ = data_loader(series, batch_size=2)
     assert in_process.multiprocessing_context is None
+
+
+WORKER_PROBE = """
+import sys
+
+from eolab.train.torch import data_loader
+
+
+class Probe:  # which readers a worker has without importing them itself
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return {"index": i, "preloaded": "eolab.train.benv2" in sys.modules}
+
+
+if __name__ == "__main__":
+    assert "eolab.train.benv2" not in sys.modules
+    loader, _ = data_loader(Probe(), batch_size=1, num_workers=1, shuffle=False)
+    print(sorted({p for batch in loader for p in batch["preloaded"]}))
+"""
+
+
+def test_workers_fork_from_a_forkserver_that_preloaded_the_readers(tmp_path):
+    """Each worker forks with torch and the readers imported (~2 s a worker an epoch saved).
+    A fresh interpreter: the forkserver of this session may have started already."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(WORKER_PROBE)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[True]"
