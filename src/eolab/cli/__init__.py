@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sqlite3
 import sys
+import threading
 import traceback
 
 import click
@@ -99,12 +101,44 @@ def error_line(exc: BaseException) -> str:
     return redact_text(f"eolab: error: {message}")
 
 
+class Terminated(BaseException):
+    """SIGTERM (Slurm's scancel, snakemake stopping its jobs, ``kill``) unwinds the stack, so that
+    scratch copies are removed and local servers (moto) stopped instead of orphaned. Not an
+    Exception (no ``except Exception`` swallows it), not a KeyboardInterrupt (click would make
+    it an Abort)."""
+
+
+def _on_sigterm_in(main_pid: int):
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != main_pid:  # a forked worker: die as it would have without eolab
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated
+
+    return handler
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; any error becomes one line on stderr and a non-zero exit (the
     traceback too under ``--debug`` / ``EOLAB_DEBUG=1``)."""
     redact_logs()
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # (tests call main too)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm_in(os.getpid()))
+    try:
+        _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="eolab", standalone_mode=False)
+    except Terminated:
+        click.echo("eolab: terminated (SIGTERM); rerun to resume", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except click.exceptions.Abort:
         click.echo("eolab: aborted", err=True)
         sys.exit(130)
