@@ -57,6 +57,7 @@ def test_the_stage_targets_of_a_finished_demo_have_nothing_to_do(demo_run):
     [
         ("config/puhti-35VLH-2024.yaml", "results/puhti-35VLH-2024"),
         ("config/bench.yaml", "results/bench"),
+        ("config/train-feed.yaml", "results/train-feed"),
     ],
 )
 def test_another_config_after_the_demo_plans_in_its_own_folder_and_reruns_nothing(
