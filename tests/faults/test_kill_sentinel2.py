@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,9 @@ def recover_and_compare(cmd: list[str], store: Path, want: dict, tally) -> None:
     assert datacube.unfinished(store) == ""
     assert not datacube.staging_dir(store).exists(), "staging files left behind"
     assert not list(store.rglob("*.partial")), "temporary files of atomic writes left behind"
-    assert "not recognized as a component" not in rerun.stderr
-    same = same_contents(cube_contents(store), want)
+    with warnings.catch_warnings():  # zarr warns on litter in a group (the rerun may, not after)
+        warnings.filterwarnings("error", message=".*not recognized as a component")
+        same = same_contents(cube_contents(store), want)
     tally["recovered"] += same
     tally["lost"] += not same
     assert same, f"{store}: differs from a clean run after kill -9 and rerun"
