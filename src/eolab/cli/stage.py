@@ -62,6 +62,11 @@ def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def comma_list(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]`` (the comma-separated options: storages, skip)."""
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
 def resolve_storage(kw: dict[str, Any]) -> tuple[Any, Any]:
     """(temp root, S3Config) from the common options."""
     from eolab.core.s3 import S3Config
@@ -424,7 +429,7 @@ def patch_load(
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--x1/--y1/--x2/--y2") from None
     datasets = given_datasets(kw)
-    chosen = [s.strip() for s in storages.split(",") if s.strip()]
+    chosen = comma_list(storages)
     unknown = sorted(set(chosen) - set(STORAGES))
     if unknown or not chosen:
         raise click.UsageError(f"--storages: unknown {unknown}; choose from {STORAGES}")
@@ -445,7 +450,7 @@ def patch_load(
         drop_caches=drop_caches,
         baseline=baseline,
         keep_temp=keep_temp,
-        skip=[p.strip() for p in skip.split(",") if p.strip()],
+        skip=comma_list(skip),
         echo=click.echo,
         region=region,
     )

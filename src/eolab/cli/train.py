@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from eolab.cli.stage import (
+    comma_list,
     describe_s3,
     format_inputs,
     given_datasets,
@@ -97,7 +98,7 @@ def train_feed(
     from eolab.train.bench import format_report, run
 
     datasets = given_datasets(kw, FEED_FORMATS)
-    chosen = [s.strip() for s in storages.split(",") if s.strip()]
+    chosen = comma_list(storages)
     temp, s3 = resolve_storage(kw)
     reads_s3 = bool({"s3", "s3-temp"} & set(chosen))  # s3-temp downloads from S3 too
     doc = run(
@@ -116,7 +117,7 @@ def train_feed(
         s3_config=s3 if reads_s3 else None,
         s3_log=kw["s3_log"],
         copies=kw["workers"],
-        skip=[p.strip() for p in skip.split(",") if p.strip()],
+        skip=comma_list(skip),
         echo=click.echo,
     )
     if reads_s3:

@@ -601,21 +601,17 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _remove_partials(folder: Path) -> None:
-    """Drop temporary files a crash left inside zarr's atomic chunk writes."""
-    for f in folder.rglob("*.partial"):
-        f.unlink(missing_ok=True)
-
-
-def _remove_metadata_partials(store: Path) -> None:
-    """Drop the temporary files of zarr's atomic metadata writes (``zarr.<uuid>.partial``) that a
-    kill left in group and array folders: zarr warns about them on every listing. Chunk folders
-    (``c``) are not walked (a store can hold millions of chunks); ``repair`` handles those."""
-    for folder, dirs, files in os.walk(store):
-        dirs[:] = [d for d in dirs if d != "c"]
+def _remove_partials(folder: Path, chunks: bool = True) -> None:
+    """Drop the temporary files (``*.partial``) a kill left inside zarr's atomic writes under
+    ``folder``. ``chunks=False`` skips chunk folders (``c``; a store can hold millions of chunks)
+    and so drops only metadata ones (``zarr.<uuid>.partial``), which zarr warns about on every
+    listing of their group; ``repair`` drops a group's chunk ones."""
+    for parent, dirs, files in os.walk(folder):
+        if not chunks:
+            dirs[:] = [d for d in dirs if d != "c"]
         for name in files:
             if name.endswith(".partial"):
-                (Path(folder) / name).unlink(missing_ok=True)
+                (Path(parent) / name).unlink(missing_ok=True)
 
 
 # --- creating a group --------------------------------------------------------------------------
@@ -999,7 +995,7 @@ def _to_zarr_locked(
 ) -> dict[str, Any]:
     staging = staging_dir(store, scratch or None).resolve()
     created = not (store / "zarr.json").is_file()
-    _remove_metadata_partials(store)
+    _remove_partials(store, chunks=False)
     root = _open_root(store)
     summary: dict[str, Any] = {"store": str(store), "groups": {}, "decoded": 0, "duplicates": []}
     changed = created
